@@ -1,0 +1,60 @@
+/**
+ * dagstream runs a workflow of tool calls described as a DAG — every
+ * independent branch in parallel, each task the moment its dependencies are
+ * done — and streams each task's start and result as Server-Sent Events.
+ *
+ * @example
+ * ```ts
+ * import { ParallelExecutor } from "./mod.ts";
+ *
+ * const executor = new ParallelExecutor(async (tool, args) => ({ tool, args }));
+ * const result = await executor.execute({
+ *   tasks: [
+ *     { id: "a", tool: "echo", arguments: { text: "hi" } },
+ *     { id: "b", tool: "echo", arguments: { previous: "$OUTPUT[a].args.text" } },
+ *   ],
+ * });
+ * console.log(result.results.map((r) => r.status)); // ["success", "success"]
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  DAGExecutionResult,
+  DAGStructure,
+  ExecuteOptions,
+  ExecutionStats,
+  ExecutorConfig,
+  SchedulingMode,
+  Task,
+  TaskError,
+  TaskResult,
+  ToolContext,
+  ToolExecutor,
+} from "./src/dag/types.ts";
+export {
+  DEFAULT_TASK_TIMEOUT,
+  ParallelExecutor,
+  type ResolvedExecutorConfig,
+} from "./src/dag/executor.ts";
+export {
+  dagJsonSchema,
+  DAGValidationError,
+  DEFAULT_MAX_TASKS,
+  prepareDAG,
+  type PreparedDAG,
+  validateDAG,
+  type ValidateOptions,
+  type ValidationIssue,
+  type ValidationResult,
+} from "./src/dag/validate.ts";
+export {
+  MAX_ARGUMENT_DEPTH,
+  type OutputReference,
+  parseOutputReference,
+  resolveArguments,
+  UnresolvedReferenceError,
+} from "./src/dag/arguments.ts";
+export type { TaskGraph } from "./src/dag/graph.ts";
+export type { RunHooks } from "./src/dag/scheduler.ts";

@@ -1,0 +1,123 @@
+/**
+ * `$OUTPUT[id]` references in task arguments: finding them (they imply
+ * dependencies) and replacing them with the outputs of finished tasks.
+ *
+ * A string value that is exactly `$OUTPUT[id]` becomes task `id`'s output;
+ * `$OUTPUT[id].a.b` becomes `output.a.b` (a numeric segment indexes an array).
+ * References are recognised at any depth of objects and arrays; a string that
+ * merely contains `$OUTPUT[` somewhere is left alone.
+ *
+ * @module
+ */
+
+/** Most levels of nested objects and arrays allowed in a task's arguments. */
+export const MAX_ARGUMENT_DEPTH = 64;
+
+const REFERENCE = /^\$OUTPUT\[([^\]]+)\]((?:\.[^.]+)*)$/;
+
+/** A parsed `$OUTPUT[...]` reference. */
+export interface OutputReference {
+  /** The task whose output is referenced. */
+  taskId: string;
+  /** Property names to follow into the output (empty for the whole output). */
+  path: string[];
+}
+
+/** Parses a string as an output reference, or returns `null` when it is not one. */
+export function parseOutputReference(value: string): OutputReference | null {
+  if (!value.startsWith("$OUTPUT[")) return null;
+  const match = REFERENCE.exec(value);
+  if (match === null) return null;
+  return { taskId: match[1], path: match[2] === "" ? [] : match[2].slice(1).split(".") };
+}
+
+/** What a scan of a task's arguments found. */
+export interface ArgumentScan {
+  /** Ids of the tasks referenced, without duplicates, in order of appearance. */
+  references: string[];
+  /** `true` when the nesting goes deeper than {@linkcode MAX_ARGUMENT_DEPTH}. */
+  tooDeep: boolean;
+}
+
+/**
+ * Walks arguments once, collecting referenced task ids and checking depth.
+ * The arguments object itself is level 1.
+ */
+export function scanArguments(args: Record<string, unknown> | undefined): ArgumentScan {
+  const references: string[] = [];
+  if (args === undefined) return { references, tooDeep: false };
+  const tooDeep = !walk(args, 1, references);
+  return { references: [...new Set(references)], tooDeep };
+}
+
+function walk(value: unknown, depth: number, refs: string[]): boolean {
+  if (typeof value === "string") {
+    const ref = parseOutputReference(value);
+    if (ref !== null) refs.push(ref.taskId);
+    return true;
+  }
+  if (typeof value !== "object" || value === null) return true;
+  if (depth > MAX_ARGUMENT_DEPTH) return false;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  for (const child of children) {
+    if (!walk(child, depth + 1, refs)) return false;
+  }
+  return true;
+}
+
+/** Thrown when a reference cannot be resolved; the message says "undefined task output". */
+export class UnresolvedReferenceError extends Error {
+  /** Creates the error for the reference text that failed. */
+  constructor(reference: string) {
+    super(`undefined task output: ${reference}`);
+    this.name = "UnresolvedReferenceError";
+  }
+}
+
+/**
+ * Returns a copy of `args` with every output reference replaced. `lookup`
+ * gives a finished task's output, or `undefined` when there is none.
+ *
+ * @throws {UnresolvedReferenceError} when a reference leads to `undefined`
+ *
+ * @example
+ * ```ts
+ * import { resolveArguments } from "./arguments.ts";
+ * const outputs = new Map<string, unknown>([["t1", { user: { name: "Ada" } }]]);
+ * const args = resolveArguments({ greet: "$OUTPUT[t1].user.name" }, (id) => outputs.get(id));
+ * // args.greet === "Ada"
+ * ```
+ */
+export function resolveArguments(
+  args: Record<string, unknown>,
+  lookup: (taskId: string) => unknown,
+): Record<string, unknown> {
+  return resolveValue(args, lookup) as Record<string, unknown>;
+}
+
+function resolveValue(value: unknown, lookup: (taskId: string) => unknown): unknown {
+  if (typeof value === "string") {
+    const ref = parseOutputReference(value);
+    return ref === null ? value : follow(ref, value, lookup);
+  }
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => resolveValue(item, lookup));
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    out[key] = resolveValue((value as Record<string, unknown>)[key], lookup);
+  }
+  return out;
+}
+
+function follow(ref: OutputReference, text: string, lookup: (taskId: string) => unknown): unknown {
+  let current = lookup(ref.taskId);
+  for (const key of ref.path) {
+    if (current === null || typeof current !== "object" || !Object.hasOwn(current, key)) {
+      current = undefined;
+      break;
+    }
+    current = (current as Record<string, unknown>)[key];
+  }
+  if (current === undefined) throw new UnresolvedReferenceError(text);
+  return current;
+}

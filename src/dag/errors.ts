@@ -1,0 +1,25 @@
+/**
+ * Turning anything a tool throws into a readable one-line message.
+ *
+ * @module
+ */
+
+/**
+ * Describes a thrown value: an Error's message, a string as is, anything
+ * else as JSON when it can be, else `String(value)`. Never throws.
+ */
+export function describeError(value: unknown): string {
+  try {
+    if (value instanceof Error) return value.message || value.name || "Error";
+    if (typeof value === "string") return value;
+    if (value === undefined) return "undefined was thrown";
+    const json = JSON.stringify(value, (_k, v) => typeof v === "bigint" ? `${v}n` : v);
+    return json ?? String(value);
+  } catch {
+    try {
+      return String(value);
+    } catch {
+      return "a value that cannot be described was thrown";
+    }
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The ParallelExecutor: validates a DAG, runs its tool calls with as much
+ * parallelism as dependencies and `maxConcurrency` allow, and reports every
+ * task's outcome.
+ *
+ * @module
+ */
+
+import type {
+  DAGExecutionResult,
+  DAGStructure,
+  ExecuteOptions,
+  ExecutionStats,
+  ExecutorConfig,
+  SchedulingMode,
+  Task,
+  TaskError,
+  TaskResult,
+  ToolExecutor,
+} from "./types.ts";
+import { prepareDAG, type PreparedDAG } from "./validate.ts";
+import { resolveArguments } from "./arguments.ts";
+import { type RunHooks, runSchedule } from "./scheduler.ts";
+import { describeError } from "./errors.ts";
+
+/** Default milliseconds a task may run. */
+export const DEFAULT_TASK_TIMEOUT = 30_000;
+
+/** Longest delay a timer can take. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** An {@linkcode ExecutorConfig} with every default filled in. */
+export interface ResolvedExecutorConfig {
+  /** Most tasks in flight (`Infinity` when unbounded). */
+  maxConcurrency: number;
+  /** Milliseconds per task. */
+  taskTimeout: number;
+  /** Eager or layered. */
+  scheduling: SchedulingMode;
+  /** Most tasks per DAG. */
+  maxTasks: number;
+  /** Log starts and ends. */
+  verbose: boolean;
+}
+
+/**
+ * Runs a DAG of tool calls with maximal parallelism.
+ *
+ * @example
+ * ```ts
+ * import { ParallelExecutor } from "./executor.ts";
+ *
+ * const executor = new ParallelExecutor(async (tool, args) => ({ tool, args }));
+ * const result = await executor.execute({
+ *   tasks: [
+ *     { id: "a", tool: "fetch", arguments: { url: "https://example.com" } },
+ *     { id: "b", tool: "summarise", arguments: { text: "$OUTPUT[a].args.url" } },
+ *   ],
+ * });
+ * console.log(result.successfulTasks, executor.calculateSpeedup(result));
+ * ```
+ */
+export class ParallelExecutor {
+  /** Runs the tool calls. */
+  protected readonly toolExecutor: ToolExecutor;
+  /** The configuration with defaults filled in. */
+  protected readonly config: ResolvedExecutorConfig;
+
+  /**
+   * @param toolExecutor runs one tool call
+   * @param config concurrency, timeout, scheduling and size limits
+   * @throws {RangeError} for a configuration value out of range
+   */
+  constructor(toolExecutor: ToolExecutor, config: ExecutorConfig = {}) {
+    this.toolExecutor = toolExecutor;
+    this.config = resolveConfig(config);
+  }
+
+  /**
+   * Validates and runs a DAG. Failed tasks never stop independent branches.
+   *
+   * @throws {DAGValidationError} for invalid input, cycles included
+   */
+  execute(dag: DAGStructure, options: ExecuteOptions = {}): Promise<DAGExecutionResult> {
+    return this.runPrepared(prepareDAG(dag, { maxTasks: this.config.maxTasks }), options.signal);
+  }
+
+  /**
+   * Runs an already validated DAG, with optional observers of each task.
+   * The building block of {@linkcode execute} and of streaming executors.
+   */
+  protected async runPrepared(
+    prepared: PreparedDAG,
+    signal?: AbortSignal,
+    hooks?: RunHooks,
+  ): Promise<DAGExecutionResult> {
+    const started = performance.now();
+    const tasks = prepared.tasks;
+    const previous = new Map<string, TaskResult>();
+    const verbose = this.config.verbose;
+    const results = await runSchedule(prepared, {
+      scheduling: this.config.scheduling,
+      maxConcurrency: this.config.maxConcurrency,
+      taskTimeout: this.config.taskTimeout,
+      signal,
+      hooks,
+      runTask: (i, taskSignal) => {
+        if (verbose) console.error(`[dagstream] start ${tasks[i].id} (${tasks[i].tool})`);
+        return this.executeTask(tasks[i], previous, taskSignal);
+      },
+      onSettle: (i, result) => {
+        previous.set(tasks[i].id, result);
+        if (verbose) console.error(`[dagstream] ${result.status} ${tasks[i].id}`);
+      },
+    });
+    return summarise(results, performance.now() - started, prepared.layers.length);
+  }
+
+  /**
+   * Splits a DAG into topological layers (Kahn's algorithm, O(V+E)); each
+   * layer's tasks depend only on earlier layers.
+   *
+   * @throws {DAGValidationError} for invalid input, cycles included
+   */
+  protected topologicalSort(dag: DAGStructure): Task[][] {
+    const prepared = prepareDAG(dag, { maxTasks: this.config.maxTasks });
+    return prepared.layers.map((layer) => layer.map((i) => prepared.tasks[i]));
+  }
+
+  /**
+   * Runs one task: resolves its `$OUTPUT` references from `previous` and
+   * calls the tool. Always resolves; a failure is a result with
+   * `status: "error"`. The scheduler ends the task early, whatever this
+   * method is doing, when `signal` aborts (timeout or cancellation).
+   */
+  protected async executeTask(
+    task: Task,
+    previous: Map<string, TaskResult>,
+    signal: AbortSignal,
+  ): Promise<TaskResult> {
+    const started = performance.now();
+    try {
+      const args = task.arguments === undefined
+        ? {}
+        : resolveArguments(task.arguments, (id) => previous.get(id)?.output);
+      const output = await this.toolExecutor(task.tool, args, { signal, taskId: task.id });
+      checkSerialisable(output);
+      return {
+        taskId: task.id,
+        status: "success",
+        output,
+        executionTimeMs: performance.now() - started,
+      };
+    } catch (error) {
+      return {
+        taskId: task.id,
+        status: "error",
+        error: describeError(error),
+        executionTimeMs: performance.now() - started,
+      };
+    }
+  }
+
+  /** Sum of task times divided by wall-clock time (1 when there is no time to compare). */
+  calculateSpeedup(result: DAGExecutionResult): number {
+    let sum = 0;
+    for (const r of result.results) sum += r.executionTimeMs ?? 0;
+    return result.executionTimeMs > 0 && sum > 0 ? sum / result.executionTimeMs : 1;
+  }
+
+  /** Summary figures of a run. */
+  getStats(result: DAGExecutionResult): ExecutionStats {
+    return {
+      totalTasks: result.totalTasks,
+      successfulTasks: result.successfulTasks,
+      failedTasks: result.failedTasks,
+      successRate: result.totalTasks === 0
+        ? 100
+        : (result.successfulTasks / result.totalTasks) * 100,
+      speedup: this.calculateSpeedup(result),
+      executionTimeMs: result.executionTimeMs,
+      parallelizationLayers: result.parallelizationLayers,
+    };
+  }
+}
+
+function checkSerialisable(output: unknown): void {
+  if (output === undefined || output === null || typeof output !== "object") {
+    if (typeof output === "bigint") throw new TypeError("output is not JSON-serialisable: BigInt");
+    if (typeof output === "function" || typeof output === "symbol") {
+      throw new TypeError(`output is not JSON-serialisable: ${typeof output}`);
+    }
+    return;
+  }
+  try {
+    JSON.stringify(output);
+  } catch (error) {
+    throw new TypeError(`output is not JSON-serialisable: ${describeError(error)}`);
+  }
+}
+
+function summarise(
+  results: TaskResult[],
+  executionTimeMs: number,
+  parallelizationLayers: number,
+): DAGExecutionResult {
+  const errors: TaskError[] = [];
+  for (const r of results) {
+    if (r.status === "error") {
+      errors.push({ taskId: r.taskId, error: r.error ?? "", status: "error" });
+    }
+  }
+  return {
+    results,
+    errors,
+    executionTimeMs,
+    parallelizationLayers,
+    totalTasks: results.length,
+    successfulTasks: results.length - errors.length,
+    failedTasks: errors.length,
+  };
+}
+
+function resolveConfig(config: ExecutorConfig): ResolvedExecutorConfig {
+  const maxConcurrency = config.maxConcurrency ?? Infinity;
+  if (
+    !(maxConcurrency >= 1) || (maxConcurrency !== Infinity && !Number.isInteger(maxConcurrency))
+  ) {
+    throw new RangeError(
+      `maxConcurrency must be a whole number >= 1, got ${config.maxConcurrency}`,
+    );
+  }
+  const taskTimeout = config.taskTimeout ?? DEFAULT_TASK_TIMEOUT;
+  if (!(taskTimeout > 0) || taskTimeout > MAX_TIMER_MS) {
+    throw new RangeError(
+      `taskTimeout must be a number of ms from 1 to ${MAX_TIMER_MS}, got ${config.taskTimeout}`,
+    );
+  }
+  const maxTasks = config.maxTasks ?? 1000;
+  if (!(maxTasks >= 1) || !Number.isInteger(maxTasks)) {
+    throw new RangeError(`maxTasks must be a whole number >= 1, got ${config.maxTasks}`);
+  }
+  const scheduling = config.scheduling ?? "eager";
+  if (scheduling !== "eager" && scheduling !== "layered") {
+    throw new RangeError(`scheduling must be "eager" or "layered", got ${String(scheduling)}`);
+  }
+  return { maxConcurrency, taskTimeout, scheduling, maxTasks, verbose: config.verbose ?? false };
+}

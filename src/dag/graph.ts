@@ -1,0 +1,124 @@
+/**
+ * The dependency graph of a DAG as index arrays, its topological layers
+ * (Kahn's algorithm, O(V+E)) and cycle finding.
+ *
+ * @module
+ */
+
+/**
+ * A DAG's dependencies by task index: `deps[i]` are the tasks task `i` waits
+ * for, `dependents[i]` the tasks that wait for task `i` (in declaration order).
+ */
+export interface TaskGraph {
+  /** Number of tasks. */
+  size: number;
+  /** For each task, the indices of its dependencies (no duplicates). */
+  deps: number[][];
+  /** For each task, the indices of the tasks depending on it, ascending. */
+  dependents: number[][];
+}
+
+/**
+ * Builds the index graph from each task's dependency indices, taking
+ * ownership of the lists (duplicates are removed in place).
+ *
+ * @param deps for each task, the indices of the tasks it depends on
+ */
+export function buildGraph(deps: number[][]): TaskGraph {
+  const size = deps.length;
+  const dependents: number[][] = new Array(size);
+  for (let i = 0; i < size; i++) dependents[i] = [];
+  for (let i = 0; i < size; i++) {
+    const own = deps[i];
+    if (own.length > 1) dedupe(own);
+    for (const d of own) dependents[d].push(i);
+  }
+  return { size, deps, dependents };
+}
+
+function dedupe(list: number[]): void {
+  if (list.length > 16) {
+    const unique = [...new Set(list)];
+    list.length = 0;
+    list.push(...unique);
+    return;
+  }
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    if (list.indexOf(list[k]) === k) list[n++] = list[k];
+  }
+  list.length = n;
+}
+
+/**
+ * Splits the graph into topological layers: layer 0 holds the tasks without
+ * dependencies, layer k those whose deepest dependency is in layer k-1. Each
+ * layer lists task indices in declaration order. Runs in O(V+E).
+ *
+ * @returns the layers, or `null` when the graph has a cycle
+ */
+export function topologicalLayers(graph: TaskGraph): number[][] | null {
+  const { size, deps, dependents } = graph;
+  const remaining = new Int32Array(size);
+  let current: number[] = [];
+  for (let i = 0; i < size; i++) {
+    remaining[i] = deps[i].length;
+    if (remaining[i] === 0) current.push(i);
+  }
+  const layers: number[][] = [];
+  let placed = 0;
+  while (current.length > 0) {
+    layers.push(current);
+    placed += current.length;
+    const next: number[] = [];
+    for (const t of current) {
+      for (const d of dependents[t]) {
+        if (--remaining[d] === 0) next.push(d);
+      }
+    }
+    // Dependents are released out of order across several parents; keep each
+    // layer in declaration order.
+    next.sort((a, b) => a - b);
+    current = next;
+  }
+  return placed === size ? layers : null;
+}
+
+/**
+ * Finds one dependency cycle, as task indices in dependency order with the
+ * first index repeated at the end (`[a, b, a]` means a waits for b, b for a).
+ * Iterative depth-first search, O(V+E).
+ *
+ * @returns the cycle, or `null` when there is none
+ */
+export function findCycle(graph: TaskGraph): number[] | null {
+  const { size, deps } = graph;
+  // 0 = unvisited, 1 = on the current path, 2 = done
+  const state = new Uint8Array(size);
+  const cursor = new Int32Array(size);
+  const path: number[] = [];
+  for (let root = 0; root < size; root++) {
+    if (state[root] !== 0) continue;
+    path.push(root);
+    state[root] = 1;
+    while (path.length > 0) {
+      const node = path[path.length - 1];
+      const list = deps[node];
+      if (cursor[node] < list.length) {
+        const next = list[cursor[node]++];
+        if (state[next] === 1) {
+          const start = path.indexOf(next);
+          return [...path.slice(start), next];
+        }
+        if (state[next] === 0) {
+          state[next] = 1;
+          path.push(next);
+        }
+      } else {
+        state[node] = 2;
+        path.pop();
+      }
+    }
+  }
+  return null;
+}

@@ -1,0 +1,325 @@
+/**
+ * The run loop: starts tasks as their dependencies finish (eager) or layer by
+ * layer (layered), bounds tasks in flight, applies per-task timeouts, skips
+ * tasks whose dependency failed, and settles every task on cancellation.
+ *
+ * Internal to the executors; its hooks are how the streaming executor
+ * observes a run. The common path (a task starts, its tool resolves, its
+ * dependents are released) allocates no timer, listener or extra promise.
+ *
+ * @module
+ */
+
+import type { PreparedDAG } from "./validate.ts";
+import type { SchedulingMode, TaskResult } from "./types.ts";
+import { MinIndexHeap } from "./min-index-heap.ts";
+import { type Deadline, DeadlineQueue } from "./deadlines.ts";
+
+/** Observers of a run; a returned promise holds the run back until it settles. */
+export interface RunHooks {
+  /** A task is about to start (it has its concurrency slot), or is being skipped. */
+  onTaskStart(index: number): Promise<void> | void;
+  /** A task has ended, whether it ran or not. */
+  onTaskComplete(index: number, result: TaskResult): Promise<void> | void;
+}
+
+/** What {@linkcode runSchedule} needs. */
+export interface ScheduleOptions {
+  /** Eager or layered starts. */
+  scheduling: SchedulingMode;
+  /** Most tasks in flight at once (`Infinity` for unbounded). */
+  maxConcurrency: number;
+  /** Milliseconds before a running task is failed and its signal aborted. */
+  taskTimeout: number;
+  /** Runs one task; must resolve (never reject) with its result. */
+  runTask(index: number, signal: AbortSignal): Promise<TaskResult>;
+  /** Called once per task with its final result, before its dependents start. */
+  onSettle?(index: number, result: TaskResult): void;
+  /** Cancels the whole run. */
+  signal?: AbortSignal;
+  /** Observers of task starts and ends. */
+  hooks?: RunHooks;
+}
+
+/**
+ * Runs every task of the prepared DAG at most once and resolves with one
+ * result per task index. A task still running when its timeout passes or the
+ * run is cancelled ends at once with an error (its tool's signal aborts).
+ * Rejects, after every task has settled, only when a hook failed; that
+ * failure also cancels the rest of the run.
+ */
+export function runSchedule(dag: PreparedDAG, options: ScheduleOptions): Promise<TaskResult[]> {
+  return new Schedule(dag, options).run();
+}
+
+const PENDING = 0;
+const STARTED = 1;
+const SETTLED = 2;
+
+class Schedule {
+  readonly #dag: PreparedDAG;
+  readonly #options: ScheduleOptions;
+  readonly #size: number;
+  readonly #results: TaskResult[];
+  readonly #state: Uint8Array;
+  readonly #remaining: Int32Array;
+  readonly #controllers: (AbortController | undefined)[];
+  readonly #deadlineOf: (Deadline | undefined)[];
+  readonly #ready = new MinIndexHeap();
+  readonly #deadlines: DeadlineQueue;
+  #hooks: RunHooks | undefined;
+  #settledCount = 0;
+  #running = 0;
+  #layer = -1;
+  #layerPending = 0;
+  #layerOf: Int32Array | undefined;
+  #abortReason: DOMException | undefined;
+  #hookFailure: { error: unknown } | undefined;
+  #finished = false;
+  #resolve!: (results: TaskResult[]) => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(dag: PreparedDAG, options: ScheduleOptions) {
+    this.#dag = dag;
+    this.#options = options;
+    this.#hooks = options.hooks;
+    this.#size = dag.tasks.length;
+    this.#results = new Array(this.#size);
+    this.#state = new Uint8Array(this.#size);
+    this.#remaining = new Int32Array(this.#size);
+    this.#controllers = new Array(this.#size);
+    this.#deadlineOf = new Array(this.#size);
+    this.#deadlines = new DeadlineQueue(options.taskTimeout, this.#onTimeout);
+  }
+
+  run(): Promise<TaskResult[]> {
+    const promise = new Promise<TaskResult[]>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    if (this.#options.scheduling === "layered") {
+      this.#layerOf = new Int32Array(this.#size);
+      this.#dag.layers.forEach((layer, k) => {
+        for (const t of layer) this.#layerOf![t] = k;
+      });
+      this.#advanceLayer();
+    } else {
+      const deps = this.#dag.graph.deps;
+      for (let i = 0; i < this.#size; i++) {
+        this.#remaining[i] = deps[i].length;
+        if (deps[i].length === 0) this.#ready.push(i);
+      }
+    }
+    const signal = this.#options.signal;
+    if (signal?.aborted) this.#abort(signal.reason);
+    else signal?.addEventListener("abort", this.#onSignalAbort);
+    this.#pump();
+    this.#checkDone();
+    return promise;
+  }
+
+  /** Starts ready tasks, lowest index first, while slots are free. */
+  #pump(): void {
+    const max = this.#options.maxConcurrency;
+    while (this.#running < max && this.#ready.size > 0 && this.#abortReason === undefined) {
+      const i = this.#ready.pop();
+      this.#state[i] = STARTED;
+      this.#running++;
+      const starting = this.#emitStart(i);
+      if (starting) starting.then(() => this.#launch(i));
+      else this.#launch(i);
+    }
+  }
+
+  /** Calls the task's tool; whichever comes first of its result, timeout or abort ends it. */
+  #launch(i: number): void {
+    if (this.#abortReason !== undefined) {
+      this.#end(i, this.#unrunResult(i, this.#abortReason.message));
+      return;
+    }
+    const controller = new AbortController();
+    this.#controllers[i] = controller;
+    this.#deadlineOf[i] = this.#deadlines.add(i);
+    this.#options.runTask(i, controller.signal).then((result) => this.#end(i, result));
+  }
+
+  #onTimeout = (i: number): void => {
+    const message = `task "${
+      this.#dag.tasks[i].id
+    }" timed out after ${this.#options.taskTimeout} ms`;
+    this.#interrupt(i, new DOMException(message, "TimeoutError"), this.#options.taskTimeout);
+  };
+
+  /** Ends running task `i` now with `reason`, and aborts its tool's signal. */
+  #interrupt(i: number, reason: DOMException, elapsedMs: number): void {
+    const controller = this.#controllers[i];
+    if (this.#state[i] !== STARTED || controller === undefined) return;
+    this.#end(i, {
+      taskId: this.#dag.tasks[i].id,
+      status: "error",
+      error: reason.message,
+      executionTimeMs: elapsedMs,
+    });
+    controller.abort(reason);
+  }
+
+  /** A started task has its result (the first one wins). */
+  #end(i: number, result: TaskResult): void {
+    if (this.#state[i] !== STARTED) return;
+    this.#state[i] = SETTLED;
+    const deadline = this.#deadlineOf[i];
+    if (deadline !== undefined) {
+      this.#deadlines.settle(deadline);
+      this.#deadlineOf[i] = undefined;
+    }
+    this.#controllers[i] = undefined;
+    this.#results[i] = result;
+    this.#options.onSettle?.(i, result);
+    const completing = this.#emitComplete(i, result);
+    if (completing) completing.then(() => this.#afterEnd(i, result));
+    else this.#afterEnd(i, result);
+  }
+
+  #afterEnd(i: number, result: TaskResult): void {
+    this.#running--;
+    this.#settledCount++;
+    if (result.status === "success") {
+      this.#release(i);
+      this.#afterSettle(i);
+    } else {
+      this.#skipDependents(i).then(() => this.#afterSettle(i));
+    }
+  }
+
+  /** Eager mode: readies each dependent whose last dependency was `i`. */
+  #release(i: number): void {
+    if (this.#layerOf !== undefined) return;
+    const remaining = this.#remaining;
+    const state = this.#state;
+    for (const d of this.#dag.graph.dependents[i]) {
+      if (state[d] === PENDING && --remaining[d] === 0) this.#ready.push(d);
+    }
+  }
+
+  /** Fails, without running them, every pending task downstream of failed task `i`. */
+  async #skipDependents(i: number): Promise<void> {
+    const { tasks, graph } = this.#dag;
+    const stack = [i];
+    while (stack.length > 0) {
+      const x = stack.pop()!;
+      for (const d of graph.dependents[x]) {
+        if (this.#state[d] !== PENDING) continue;
+        await this.#settleUnrun(d, `Dependency ${tasks[x].id} failed`);
+        stack.push(d);
+      }
+    }
+  }
+
+  /** Settles a task that never gets to run; it still gets its start and end. */
+  async #settleUnrun(i: number, error: string): Promise<void> {
+    const result = this.#unrunResult(i, error);
+    this.#state[i] = SETTLED;
+    this.#results[i] = result;
+    this.#options.onSettle?.(i, result);
+    const starting = this.#emitStart(i);
+    if (starting) await starting;
+    const completing = this.#emitComplete(i, result);
+    if (completing) await completing;
+    this.#settledCount++;
+    this.#afterSettle(i);
+  }
+
+  #unrunResult(i: number, error: string): TaskResult {
+    return { taskId: this.#dag.tasks[i].id, status: "error", error, executionTimeMs: 0 };
+  }
+
+  #afterSettle(i: number): void {
+    if (this.#layerOf !== undefined && this.#layerOf[i] === this.#layer) {
+      if (--this.#layerPending === 0) this.#advanceLayer();
+    }
+    this.#pump();
+    this.#checkDone();
+  }
+
+  /** Layered mode: queues the next layer's pending tasks once the current one is done. */
+  #advanceLayer(): void {
+    const layers = this.#dag.layers;
+    while (this.#layerPending === 0 && this.#layer + 1 < layers.length) {
+      this.#layer++;
+      for (const t of layers[this.#layer]) {
+        if (this.#state[t] === PENDING) {
+          this.#ready.push(t);
+          this.#layerPending++;
+        }
+      }
+    }
+  }
+
+  #onSignalAbort = (): void => this.#abort(this.#options.signal?.reason);
+
+  /** Cancels the run: running tasks end with the reason, pending ones fail unrun. */
+  #abort(reason: unknown): void {
+    if (this.#abortReason !== undefined) return;
+    const error = new DOMException(`aborted: ${describeReason(reason)}`, "AbortError");
+    this.#abortReason = error;
+    this.#ready.clear();
+    const now = performance.now();
+    const timeout = this.#options.taskTimeout;
+    for (let i = 0; i < this.#size; i++) {
+      const deadline = this.#deadlineOf[i];
+      if (deadline !== undefined) this.#interrupt(i, error, now - (deadline.at - timeout));
+    }
+    this.#settleAllPending(error.message);
+  }
+
+  async #settleAllPending(error: string): Promise<void> {
+    for (let i = 0; i < this.#size; i++) {
+      if (this.#state[i] === PENDING) await this.#settleUnrun(i, error);
+    }
+  }
+
+  #emitStart(i: number): Promise<void> | void {
+    const hooks = this.#hooks;
+    if (hooks === undefined) return;
+    try {
+      const p = hooks.onTaskStart(i);
+      if (p) return p.catch(this.#onHookFailure);
+    } catch (error) {
+      this.#onHookFailure(error);
+    }
+  }
+
+  #emitComplete(i: number, result: TaskResult): Promise<void> | void {
+    const hooks = this.#hooks;
+    if (hooks === undefined) return;
+    try {
+      const p = hooks.onTaskComplete(i, result);
+      if (p) return p.catch(this.#onHookFailure);
+    } catch (error) {
+      this.#onHookFailure(error);
+    }
+  }
+
+  /** A hook failed: no more hook calls, the run is cancelled and will reject. */
+  #onHookFailure = (error: unknown): void => {
+    if (this.#hookFailure !== undefined) return;
+    this.#hookFailure = { error };
+    this.#hooks = undefined;
+    this.#abort(error);
+  };
+
+  #checkDone(): void {
+    if (this.#finished || this.#settledCount !== this.#size || this.#running !== 0) return;
+    this.#finished = true;
+    this.#options.signal?.removeEventListener("abort", this.#onSignalAbort);
+    this.#deadlines.dispose();
+    if (this.#hookFailure !== undefined) this.#reject(this.#hookFailure.error);
+    else this.#resolve(this.#results);
+  }
+}
+
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error && reason.message) return reason.message;
+  if (typeof reason === "string" && reason) return reason;
+  return "run cancelled";
+}

@@ -1,0 +1,141 @@
+/**
+ * The shapes of a workflow: tasks, the DAG that holds them, the tool executor
+ * that runs them, and the results an execution produces.
+ *
+ * @module
+ */
+
+/** One tool call in a workflow. */
+export interface Task {
+  /** Unique id of the task within its DAG. */
+  id: string;
+  /** Name of the tool to call, e.g. `mock:echo` or `fs:read_file`. */
+  tool: string;
+  /**
+   * Arguments handed to the tool. Any string value of the exact form
+   * `$OUTPUT[id]` or `$OUTPUT[id].a.b` is replaced by that task's output
+   * (or a property of it) before the call.
+   */
+  arguments?: Record<string, unknown>;
+  /** Ids of the tasks that must succeed before this one starts. */
+  dependsOn?: string[];
+}
+
+/** A workflow: tasks and the dependencies between them. */
+export interface DAGStructure {
+  /** The tasks, in declaration order (results keep this order). */
+  tasks: Task[];
+}
+
+/** What a tool call is given besides its arguments. */
+export interface ToolContext {
+  /** Aborted when the task times out or the run is cancelled. */
+  signal: AbortSignal;
+  /** Id of the task this call belongs to. */
+  taskId: string;
+}
+
+/**
+ * Runs one tool call and resolves with its output (any JSON-serialisable
+ * value). It should stop its work when `ctx.signal` aborts.
+ *
+ * @example
+ * ```ts
+ * import type { ToolExecutor } from "./types.ts";
+ * const tools: ToolExecutor = async (tool, args) => {
+ *   if (tool === "add") return (args.a as number) + (args.b as number);
+ *   throw new Error(`unknown tool ${tool}`);
+ * };
+ * ```
+ */
+export type ToolExecutor = (
+  tool: string,
+  args: Record<string, unknown>,
+  ctx: ToolContext,
+) => Promise<unknown>;
+
+/** How ready tasks are started. */
+export type SchedulingMode = "eager" | "layered";
+
+/** Settings of a {@linkcode ParallelExecutor}. */
+export interface ExecutorConfig {
+  /** Most tasks in flight at once. Default: unbounded. */
+  maxConcurrency?: number;
+  /** Milliseconds a task may run before it fails with "timed out". Default 30000. */
+  taskTimeout?: number;
+  /**
+   * `"eager"` (default) starts a task the moment all its dependencies are done;
+   * `"layered"` waits for the whole topological layer before the next one.
+   */
+  scheduling?: SchedulingMode;
+  /** Most tasks a DAG may have. Default 1000. */
+  maxTasks?: number;
+  /** Log each task's start and end to the console. Default false. */
+  verbose?: boolean;
+}
+
+/** The outcome of one task. */
+export interface TaskResult {
+  /** Id of the task. */
+  taskId: string;
+  /** Whether the tool call succeeded. */
+  status: "success" | "error";
+  /** The tool's output, on success. */
+  output?: unknown;
+  /** What went wrong, on error. */
+  error?: string;
+  /** How long the tool call took, in milliseconds (0 when it never ran). */
+  executionTimeMs?: number;
+}
+
+/** A failed task, as listed in {@linkcode DAGExecutionResult.errors}. */
+export interface TaskError {
+  /** Id of the task. */
+  taskId: string;
+  /** What went wrong. */
+  error: string;
+  /** Always `"error"`. */
+  status: "error";
+}
+
+/** The outcome of a whole run. */
+export interface DAGExecutionResult {
+  /** One result per task, in task declaration order. */
+  results: TaskResult[];
+  /** The failed tasks, in declaration order. */
+  errors: TaskError[];
+  /** Wall-clock time of the run, in milliseconds. */
+  executionTimeMs: number;
+  /** Number of topological layers of the DAG. */
+  parallelizationLayers: number;
+  /** Number of tasks in the DAG. */
+  totalTasks: number;
+  /** Number of tasks that succeeded. */
+  successfulTasks: number;
+  /** Number of tasks that failed (including those skipped after a failed dependency). */
+  failedTasks: number;
+}
+
+/** Summary figures of a run, from {@linkcode ParallelExecutor.getStats}. */
+export interface ExecutionStats {
+  /** Number of tasks in the DAG. */
+  totalTasks: number;
+  /** Number of tasks that succeeded. */
+  successfulTasks: number;
+  /** Number of tasks that failed. */
+  failedTasks: number;
+  /** Percentage of tasks that succeeded, 0 to 100. */
+  successRate: number;
+  /** Sum of task times divided by wall-clock time. */
+  speedup: number;
+  /** Wall-clock time of the run, in milliseconds. */
+  executionTimeMs: number;
+  /** Number of topological layers of the DAG. */
+  parallelizationLayers: number;
+}
+
+/** Options of one execution. */
+export interface ExecuteOptions {
+  /** Cancels the whole run: running tools see their signal abort. */
+  signal?: AbortSignal;
+}

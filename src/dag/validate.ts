@@ -1,0 +1,225 @@
+/**
+ * Validation of untrusted DAG input: structure (zod), then the rules zod
+ * cannot express (unique ids, known dependencies, argument depth, known
+ * tools, no cycles). Every problem is reported with its path, all at once.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { Task } from "./types.ts";
+import { MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
+import { buildGraph, findCycle, type TaskGraph, topologicalLayers } from "./graph.ts";
+
+/** Default most tasks a DAG may have. */
+export const DEFAULT_MAX_TASKS = 1000;
+
+/** One problem found in a DAG, e.g. `{ path: "tasks[2].dependsOn[0]", message: "unknown task \"x\"" }`. */
+export interface ValidationIssue {
+  /** Where the problem is, as `tasks[2].dependsOn[0]`; `(root)` for the document itself. */
+  path: string;
+  /** What is wrong there. */
+  message: string;
+}
+
+/** Thrown for invalid DAG input; `issues` lists every problem found. */
+export class DAGValidationError extends Error {
+  /** Every problem found, each with its path. */
+  readonly issues: ValidationIssue[];
+  /** Creates the error from its issues; the message lists them all. */
+  constructor(issues: ValidationIssue[]) {
+    super(`Invalid DAG: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+    this.name = "DAGValidationError";
+    this.issues = issues;
+  }
+}
+
+/** Options of {@linkcode validateDAG}. */
+export interface ValidateOptions {
+  /** Most tasks allowed. Default {@linkcode DEFAULT_MAX_TASKS}. */
+  maxTasks?: number;
+  /** When given, a task naming a tool for which this returns false is an error. */
+  isKnownTool?: (tool: string) => boolean;
+}
+
+/** A DAG that passed validation, with its graph and layers worked out. */
+export interface PreparedDAG {
+  /** The tasks, normalised (`depends_on` read as `dependsOn`). */
+  tasks: Task[];
+  /** Dependencies by index, including those implied by `$OUTPUT` references. */
+  graph: TaskGraph;
+  /** Topological layers of task indices. */
+  layers: number[][];
+}
+
+/** The result of {@linkcode validateDAG}. */
+export type ValidationResult =
+  | { ok: true; dag: PreparedDAG }
+  | { ok: false; issues: ValidationIssue[] };
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+const taskSchema = z.strictObject({
+  id: nonEmpty,
+  tool: nonEmpty,
+  arguments: z.record(z.string(), z.unknown()).optional(),
+  dependsOn: z.array(nonEmpty).optional(),
+  depends_on: z.array(nonEmpty).optional(),
+});
+
+const dagSchema = z.object({ tasks: z.array(taskSchema) });
+
+/**
+ * JSON Schema (draft 2020-12) of the DAG input format.
+ *
+ * @example
+ * ```ts
+ * import { dagJsonSchema } from "./validate.ts";
+ * console.log(JSON.stringify(dagJsonSchema, null, 2));
+ * ```
+ */
+export const dagJsonSchema: Record<string, unknown> = z.toJSONSchema(dagSchema, {
+  target: "draft-2020-12",
+}) as Record<string, unknown>;
+
+/** Formats a path of keys and indices as `tasks[2].dependsOn[0]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out === "" ? "(root)" : out;
+}
+
+/**
+ * Validates untrusted input as a DAG and prepares it for execution.
+ * Never throws for bad input: the problems come back in `issues`.
+ *
+ * @example
+ * ```ts
+ * import { validateDAG } from "./validate.ts";
+ * const result = validateDAG({ tasks: [{ id: "a", tool: "mock:echo", dependsOn: ["b"] }] });
+ * if (!result.ok) console.log(result.issues); // [{ path: "tasks[0].dependsOn[0]", ... }]
+ * ```
+ */
+export function validateDAG(input: unknown, options: ValidateOptions = {}): ValidationResult {
+  const maxTasks = options.maxTasks ?? DEFAULT_MAX_TASKS;
+  const raw = (input as { tasks?: unknown } | null)?.tasks;
+  if (Array.isArray(raw) && raw.length > maxTasks) {
+    return fail([{
+      path: "tasks",
+      message: `too many tasks: ${raw.length} (at most ${maxTasks})`,
+    }]);
+  }
+  const parsed = dagSchema.safeParse(input);
+  if (!parsed.success) return fail(zodIssues(parsed.error));
+
+  const issues: ValidationIssue[] = [];
+  const parsedTasks = parsed.data.tasks;
+  const tasks: Task[] = new Array(parsedTasks.length);
+  const index = new Map<string, number>();
+  for (let i = 0; i < parsedTasks.length; i++) {
+    const task = normaliseTask(parsedTasks[i], i, issues);
+    tasks[i] = task;
+    const first = index.get(task.id);
+    if (first === undefined) index.set(task.id, i);
+    else {
+      issues.push({
+        path: `tasks[${i}].id`,
+        message: `duplicate id "${task.id}" (first used by tasks[${first}])`,
+      });
+    }
+  }
+
+  const deps: number[][] = new Array(tasks.length);
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i];
+    const own: number[] = [];
+    const list = task.dependsOn;
+    if (list !== undefined) {
+      const field = parsedTasks[i].depends_on ? "depends_on" : "dependsOn";
+      for (let j = 0; j < list.length; j++) {
+        const d = index.get(list[j]);
+        if (d === undefined) {
+          issues.push({ path: `tasks[${i}].${field}[${j}]`, message: `unknown task "${list[j]}"` });
+        } else own.push(d);
+      }
+    }
+    if (task.arguments !== undefined) {
+      const scan = scanArguments(task.arguments);
+      if (scan.tooDeep) {
+        issues.push({
+          path: `tasks[${i}].arguments`,
+          message: `nested deeper than ${MAX_ARGUMENT_DEPTH} levels`,
+        });
+      }
+      for (const ref of scan.references) {
+        const d = index.get(ref);
+        if (d !== undefined) own.push(d);
+      }
+    }
+    deps[i] = own;
+    if (options.isKnownTool && !options.isKnownTool(task.tool)) {
+      issues.push({ path: `tasks[${i}].tool`, message: `unknown tool "${task.tool}"` });
+    }
+  }
+  if (issues.length > 0) return fail(issues);
+
+  const graph = buildGraph(deps);
+  const layers = topologicalLayers(graph);
+  if (layers === null) {
+    const cycle = findCycle(graph) ?? [];
+    const names = cycle.map((i) => tasks[i].id);
+    return fail([{
+      path: `tasks[${cycle[0]}].dependsOn`,
+      message: `Circular dependency detected: ${names.join(" -> ")}`,
+    }]);
+  }
+  return { ok: true, dag: { tasks, graph, layers } };
+}
+
+/**
+ * Validates and prepares a DAG, throwing on invalid input.
+ *
+ * @throws {DAGValidationError} listing every problem
+ */
+export function prepareDAG(input: unknown, options: ValidateOptions = {}): PreparedDAG {
+  const result = validateDAG(input, options);
+  if (!result.ok) throw new DAGValidationError(result.issues);
+  return result.dag;
+}
+
+function fail(issues: ValidationIssue[]): ValidationResult {
+  return { ok: false, issues };
+}
+
+type ParsedTask = z.infer<typeof taskSchema>;
+
+/** Reads `depends_on` as `dependsOn`, in place (zod's output is a fresh object). */
+function normaliseTask(t: ParsedTask, i: number, issues: ValidationIssue[]): Task {
+  if (t.depends_on !== undefined) {
+    if (t.dependsOn !== undefined) {
+      issues.push({
+        path: `tasks[${i}].depends_on`,
+        message: "give either dependsOn or depends_on, not both",
+      });
+    } else t.dependsOn = t.depends_on;
+    delete t.depends_on;
+  }
+  return t;
+}
+
+function zodIssues(error: z.ZodError): ValidationIssue[] {
+  const out: ValidationIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        out.push({ path: formatPath([...issue.path, key]), message: "unknown field" });
+      }
+    } else {
+      out.push({ path: formatPath(issue.path), message: issue.message });
+    }
+  }
+  return out;
+}
