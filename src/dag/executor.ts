@@ -67,6 +67,8 @@ export class ParallelExecutor {
   protected readonly config: ResolvedExecutorConfig;
 
   /**
+   * Creates an executor around a tool executor.
+   *
    * @param toolExecutor runs one tool call
    * @param config concurrency, timeout, scheduling and size limits
    * @throws {RangeError} for a configuration value out of range
