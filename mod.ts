@@ -58,3 +58,40 @@ export {
 } from "./src/dag/arguments.ts";
 export type { TaskGraph } from "./src/dag/graph.ts";
 export type { RunHooks } from "./src/dag/scheduler.ts";
+export { isPreparedDAG } from "./src/dag/validate.ts";
+export type {
+  ErrorEvent,
+  ExecutionCompleteEvent,
+  SSEEvent,
+  SSEEventType,
+  TaskCompleteEvent,
+  TaskStartEvent,
+} from "./src/dag/events.ts";
+export { errorEvent, SSE_EVENT_TYPES } from "./src/dag/events.ts";
+export {
+  BufferedEventStream,
+  type BufferedStreamConfig,
+  DEFAULT_MAX_BUFFER_SIZE,
+} from "./src/dag/buffered-stream.ts";
+export { StreamingExecutor } from "./src/dag/streaming.ts";
+export {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+  DEFAULT_RETRY_MS,
+  encodeSSEEvent,
+  eventDataJson,
+  formatSSEFrame,
+  SSE_HEADERS,
+  SSEBody,
+  type SSEBodyOptions,
+  type SSEFields,
+  utf8Length,
+} from "./src/server/sse.ts";
+export {
+  handleSSERequest,
+  handleWorkflowRequest,
+  type SSEHandlerConfig,
+} from "./src/server/sse-handler.ts";
+export { negotiateResponse, type ResponseKind } from "./src/server/negotiate.ts";
+export { type Problem, problemResponse } from "./src/server/problem.ts";
+export { parseSSEStream, readSSEEvents, type ReceivedSSEEvent } from "./src/client/sse-client.ts";

@@ -79,7 +79,8 @@ export class ParallelExecutor {
   }
 
   /**
-   * Validates and runs a DAG. Failed tasks never stop independent branches.
+   * Validates and runs a DAG (a DAG from `prepareDAG` is not validated
+   * again). Failed tasks never stop independent branches.
    *
    * @throws {DAGValidationError} for invalid input, cycles included
    */

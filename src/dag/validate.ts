@@ -176,18 +176,39 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
       message: `Circular dependency detected: ${names.join(" -> ")}`,
     }]);
   }
-  return { ok: true, dag: { tasks, graph, layers } };
+  const dag: PreparedDAG = { tasks, graph, layers };
+  prepared.add(dag);
+  return { ok: true, dag };
 }
 
 /**
- * Validates and prepares a DAG, throwing on invalid input.
+ * Validates and prepares a DAG, throwing on invalid input. The result is
+ * itself a `DAGStructure`: executors run it without validating it again
+ * (treat it as read-only).
  *
  * @throws {DAGValidationError} listing every problem
+ *
+ * @example
+ * ```ts
+ * import { prepareDAG } from "./validate.ts";
+ * const dag = prepareDAG({ tasks: [{ id: "a", tool: "mock:echo" }] }, {
+ *   isKnownTool: (name) => name.startsWith("mock:"),
+ * });
+ * console.log(dag.layers.length); // 1
+ * ```
  */
 export function prepareDAG(input: unknown, options: ValidateOptions = {}): PreparedDAG {
+  if (isPreparedDAG(input)) return input;
   const result = validateDAG(input, options);
   if (!result.ok) throw new DAGValidationError(result.issues);
   return result.dag;
+}
+
+const prepared = new WeakSet<object>();
+
+/** Whether `value` came out of {@linkcode validateDAG} or {@linkcode prepareDAG}. */
+export function isPreparedDAG(value: unknown): value is PreparedDAG {
+  return typeof value === "object" && value !== null && prepared.has(value);
 }
 
 function fail(issues: ValidationIssue[]): ValidationResult {

@@ -1,0 +1,302 @@
+/**
+ * Server-Sent Events on the wire: encoding events as frames (WHATWG HTML
+ * "server-sent events" syntax), capping oversized `task_complete` payloads,
+ * and a response body that coalesces every frame ready in the same turn
+ * into one chunk and sends `: keep-alive` comments when idle.
+ *
+ * @module
+ */
+
+import type { SSEEvent } from "../dag/events.ts";
+
+/** Default cap on an event's `data` in bytes (64 KiB). */
+export const DEFAULT_MAX_EVENT_PAYLOAD_BYTES = 64 * 1024;
+/** Default reconnection delay announced to clients, in ms. */
+export const DEFAULT_RETRY_MS = 2000;
+/** Default idle time before a keep-alive comment, in ms. */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+
+/** The headers of every SSE response (reference clients compare them verbatim). */
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "text/event-stream",
+  "Cache-Control": "no-cache",
+  "Connection": "keep-alive",
+  "X-Accel-Buffering": "no",
+};
+
+/** Fields of one SSE frame. */
+export interface SSEFields {
+  /** `id:` line (line breaks are not allowed and are removed). */
+  id?: string | number;
+  /** `event:` line (line breaks are removed). */
+  event?: string;
+  /** `data:` lines; a multi-line string becomes one `data:` line per line. */
+  data?: string;
+  /** `retry:` line, in ms. */
+  retry?: number;
+}
+
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/**
+ * Formats one frame. Data containing CR, LF or CRLF is split into several
+ * `data:` lines, which a client joins back with LF (so CR and CRLF come back
+ * as LF, as the spec defines). Empty data gives one empty `data:` line.
+ *
+ * @example
+ * ```ts
+ * import { formatSSEFrame } from "./sse.ts";
+ * formatSSEFrame({ id: 1, event: "note", data: "a\nb" });
+ * // "id: 1\nevent: note\ndata: a\ndata: b\n\n"
+ * ```
+ */
+export function formatSSEFrame(fields: SSEFields): string {
+  let out = "";
+  if (fields.retry !== undefined) out += `retry: ${Math.max(0, Math.floor(fields.retry))}\n`;
+  if (fields.id !== undefined) out += `id: ${oneLine(String(fields.id)).replaceAll("\0", "")}\n`;
+  if (fields.event !== undefined) out += `event: ${oneLine(fields.event)}\n`;
+  if (fields.data !== undefined) {
+    const data = fields.data;
+    if (data.includes("\n") || data.includes("\r")) {
+      for (const line of data.split(LINE_BREAK)) out += `data: ${line}\n`;
+    } else out += `data: ${data}\n`;
+  }
+  return out + "\n";
+}
+
+function oneLine(value: string): string {
+  return value.includes("\n") || value.includes("\r") ? value.replace(/[\r\n]+/g, " ") : value;
+}
+
+/** UTF-8 byte length of a string, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2;
+        i++;
+      } else bytes += 2;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/**
+ * The JSON of an event's data, capped: a `task_complete` whose data would
+ * exceed `maxBytes` carries instead the start of its output's JSON as a
+ * string, `truncated: true` and `outputBytes`, the full size.
+ */
+export function eventDataJson(event: SSEEvent, maxBytes = DEFAULT_MAX_EVENT_PAYLOAD_BYTES): string {
+  const json = JSON.stringify(event.data);
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes: short text needs no count.
+  if (json.length * 3 <= maxBytes || event.type !== "task_complete") return json;
+  if (utf8Length(json) <= maxBytes) return json;
+  const outputJson = JSON.stringify(event.data.output) ?? "";
+  const outputBytes = utf8Length(outputJson);
+  const shell = JSON.stringify({ ...event.data, output: "", truncated: true, outputBytes });
+  // Room left for the preview; JSON escaping can grow text up to 6x.
+  let room = Math.max(0, maxBytes - utf8Length(shell));
+  let preview = outputJson.slice(0, room);
+  let data = JSON.stringify({ ...event.data, output: preview, truncated: true, outputBytes });
+  while (utf8Length(data) > maxBytes && room > 0) {
+    room = Math.floor(room / 2);
+    preview = outputJson.slice(0, room);
+    data = JSON.stringify({ ...event.data, output: preview, truncated: true, outputBytes });
+  }
+  return data;
+}
+
+/**
+ * Encodes an event as one frame: `id: <id>\nevent: <type>\ndata: <json>\n\n`.
+ * The JSON is a single line (JSON text never holds a raw line break).
+ */
+export function encodeSSEEvent(
+  event: SSEEvent,
+  id?: number | string,
+  maxPayloadBytes = DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+): string {
+  const data = eventDataJson(event, maxPayloadBytes);
+  return id === undefined
+    ? `event: ${event.type}\ndata: ${data}\n\n`
+    : `id: ${id}\nevent: ${event.type}\ndata: ${data}\n\n`;
+}
+
+/** Settings of an {@linkcode SSEBody}. */
+export interface SSEBodyOptions {
+  /** `retry:` announced first; omitted when `undefined`. */
+  retryMs?: number;
+  /** Idle ms before a `: keep-alive` comment; 0 disables. Default 15000. */
+  heartbeatMs?: number;
+  /** Called once if the client cancels the body (it went away). */
+  onCancel?: (reason: unknown) => void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The body of an SSE response, fed with frames. Frames pushed while the
+ * client is busy, or in the same turn, go out together as one chunk. The
+ * body is pull-driven: `bufferedBytes` grows while a client reads slower
+ * than frames arrive, and {@linkcode SSEBody.drained} lets a producer wait.
+ *
+ * @example
+ * ```ts
+ * import { SSEBody, SSE_HEADERS } from "./sse.ts";
+ * const body = new SSEBody({ retryMs: 2000 });
+ * body.push("event: note\ndata: hi\n\n");
+ * body.close();
+ * const response = new Response(body.readable, { headers: SSE_HEADERS });
+ * console.log(await response.text());
+ * ```
+ */
+export class SSEBody {
+  /** The stream to hand to `new Response(...)`. */
+  readonly readable: ReadableStream<Uint8Array>;
+  #parts: string[] = [];
+  #bytes = 0;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #wake: (() => void) | undefined;
+  #flushQueued = false;
+  #closing = false;
+  #ended = false;
+  #sentSinceTick = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #drainWaiters: (() => void)[] = [];
+  readonly #onCancel: ((reason: unknown) => void) | undefined;
+
+  /** Opens the body; the `retry:` line, if any, is its first block. */
+  constructor(options: SSEBodyOptions = {}) {
+    this.#onCancel = options.onCancel;
+    if (options.retryMs !== undefined) this.push(`retry: ${Math.floor(options.retryMs)}\n\n`);
+    const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => this.#pull(),
+      cancel: (reason) => {
+        this.#end();
+        this.#onCancel?.(reason);
+      },
+    }, { highWaterMark: 0 });
+    if (heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => {
+        if (!this.#sentSinceTick && this.#parts.length === 0) this.push(": keep-alive\n\n");
+        this.#sentSinceTick = false;
+      }, heartbeatMs);
+    }
+  }
+
+  /** Characters queued and not yet handed to the client. */
+  get bufferedBytes(): number {
+    return this.#bytes;
+  }
+
+  /** Whether the body is closed or cancelled. */
+  get ended(): boolean {
+    return this.#ended || this.#closing;
+  }
+
+  /** Queues one or more encoded frames. Ignored once the body has ended. */
+  push(frames: string): void {
+    if (this.#ended || this.#closing) return;
+    this.#parts.push(frames);
+    this.#bytes += frames.length;
+    if (this.#wake !== undefined && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushToWaitingReader);
+    }
+  }
+
+  /** Resolves once less than `belowBytes` is queued (or the body ended). */
+  drained(belowBytes = 0): Promise<void> {
+    if (this.#bytes <= belowBytes || this.#ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.#bytes <= belowBytes || this.#ended) resolve();
+        else this.#drainWaiters.push(check);
+      };
+      this.#drainWaiters.push(check);
+    });
+  }
+
+  /** Sends what is queued, then ends the stream. */
+  close(): void {
+    if (this.#ended || this.#closing) return;
+    this.#closing = true;
+    this.#stopHeartbeat();
+    if (this.#parts.length === 0 && this.#wake !== undefined) this.#finish();
+  }
+
+  #pull(): Promise<void> | void {
+    if (this.#ended) return;
+    if (this.#parts.length > 0) {
+      this.#enqueueParts();
+      return;
+    }
+    if (this.#closing) {
+      this.#finish();
+      return;
+    }
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  #flushToWaitingReader = (): void => {
+    this.#flushQueued = false;
+    const wake = this.#wake;
+    if (wake === undefined || this.#ended) return;
+    this.#wake = undefined;
+    this.#enqueueParts();
+    wake();
+  };
+
+  #enqueueParts(): void {
+    const text = this.#parts.length === 1 ? this.#parts[0] : this.#parts.join("");
+    this.#parts = [];
+    this.#bytes = 0;
+    this.#sentSinceTick = true;
+    this.#controller.enqueue(encoder.encode(text));
+    this.#notifyDrained();
+    if (this.#closing) this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#ended) return;
+    this.#end();
+    const wake = this.#wake;
+    this.#wake = undefined;
+    try {
+      this.#controller.close();
+    } catch {
+      // already closed or errored by the consumer
+    }
+    wake?.();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#parts = [];
+    this.#bytes = 0;
+    this.#stopHeartbeat();
+    this.#notifyDrained();
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+
+  #notifyDrained(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const check of waiters) check();
+  }
+}
