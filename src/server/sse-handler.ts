@@ -59,6 +59,8 @@ const SLOW_CLIENT_BYTES = 1 << 20;
  * ```
  */
 export function handleSSERequest(
+  // Part of the reference signature; the stream needs nothing from it.
+  // deno-lint-ignore no-unused-vars
   request: Request,
   dag: DAGStructure,
   toolExecutor: ToolExecutor,
