@@ -95,3 +95,19 @@ export {
 export { negotiateResponse, type ResponseKind } from "./src/server/negotiate.ts";
 export { type Problem, problemResponse } from "./src/server/problem.ts";
 export { parseSSEStream, readSSEEvents, type ReceivedSSEEvent } from "./src/client/sse-client.ts";
+export { createApp, type DagstreamApp, VERSION } from "./src/server/app.ts";
+export {
+  logToStderr,
+  type ResolvedServerConfig,
+  SERVER_DEFAULTS,
+  type ServerConfig,
+} from "./src/server/config.ts";
+export { type Run, RunRegistry, type RunSettings, type RunStatus } from "./src/server/runs.ts";
+export { type LogRead, RunLog } from "./src/server/run-log.ts";
+export {
+  createToolRegistry,
+  type ToolDefinition,
+  type ToolInfo,
+  type ToolRegistry,
+} from "./src/tools/registry.ts";
+export { builtinTools, DEFAULT_DELAY_MS, sleep } from "./src/tools/builtin.ts";

@@ -168,6 +168,11 @@ export class SSEBody {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #drainWaiters: (() => void)[] = [];
   readonly #onCancel: ((reason: unknown) => void) | undefined;
+  #markFinished!: () => void;
+  /** Resolves once the body has ended: closed and sent, or cancelled by the client. */
+  readonly finished: Promise<void> = new Promise((resolve) => {
+    this.#markFinished = resolve;
+  });
 
   /** Opens the body; the `retry:` line, if any, is its first block. */
   constructor(options: SSEBodyOptions = {}) {
@@ -282,6 +287,7 @@ export class SSEBody {
 
   #end(): void {
     this.#ended = true;
+    this.#markFinished();
     this.#parts = [];
     this.#bytes = 0;
     this.#stopHeartbeat();

@@ -1,0 +1,364 @@
+/**
+ * The bundled server's HTTP API: routes, authentication, CORS, limits, the
+ * runs they start, and graceful shutdown. `createApp` gives a fetch-style
+ * handler to serve with `Deno.serve`; `main.ts` wires it to the command line.
+ *
+ * @module
+ */
+
+import Negotiator from "negotiator";
+import { timingSafeEqual } from "node:crypto";
+import denoJson from "../../deno.json" with { type: "json" };
+import { validateDAG } from "../dag/validate.ts";
+import { createToolRegistry, type ToolRegistry } from "../tools/registry.ts";
+import { builtinTools } from "../tools/builtin.ts";
+import {
+  logToStderr,
+  type ResolvedServerConfig,
+  SERVER_DEFAULTS,
+  type ServerConfig,
+} from "./config.ts";
+import { problemResponse } from "./problem.ts";
+import { readJsonBody } from "./json-body.ts";
+import { negotiateResponse } from "./negotiate.ts";
+import { type Run, RunRegistry } from "./runs.ts";
+import { outOfLogErrorFrame, runEventStream } from "./run-stream.ts";
+import { SSE_HEADERS, type SSEBody } from "./sse.ts";
+
+/** The version this server reports in `/health`. */
+export const VERSION: string = denoJson.version;
+
+/** A running dagstream HTTP application. */
+export interface DagstreamApp {
+  /** Answers one request (give it to `Deno.serve`). */
+  handle(request: Request): Promise<Response>;
+  /**
+   * Stops taking work: open streams get an `error` event and close, active
+   * runs are cancelled; resolves once they are over.
+   */
+  shutdown(): Promise<void>;
+  /** The runs of this app. */
+  readonly runs: RunRegistry;
+  /** The tools runs may call. */
+  readonly tools: ToolRegistry;
+  /** The settings in force. */
+  readonly config: ResolvedServerConfig;
+}
+
+type Handler = (request: Request, url: URL, params: string[]) => Promise<Response> | Response;
+
+interface Route {
+  pattern: RegExp;
+  methods: Record<string, Handler>;
+}
+
+/**
+ * Creates the application.
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * const app = createApp({ token: "secret" });
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0 }, (request) => app.handle(request));
+ * await app.shutdown();
+ * await server.shutdown();
+ * ```
+ */
+export function createApp(options: ServerConfig = {}): DagstreamApp {
+  const config: ResolvedServerConfig = {
+    ...SERVER_DEFAULTS,
+    tools: createToolRegistry({ ...builtinTools }),
+    log: logToStderr,
+    ...withoutUndefined(options),
+  };
+  const { tools, log } = config;
+  const started = performance.now();
+  const openStreams = new Set<SSEBody>();
+  let shuttingDown = false;
+
+  const runs = new RunRegistry(tools.execute, {
+    executor: {
+      maxConcurrency: config.maxConcurrency,
+      taskTimeout: config.taskTimeout,
+      scheduling: config.scheduling,
+      maxTasks: config.maxTasks,
+    },
+    maxRunLogBytes: config.maxRunLogBytes,
+    maxEventPayloadBytes: config.maxEventPayloadBytes,
+    maxActiveRuns: config.maxActiveRuns,
+    maxRuns: config.maxRuns,
+    runTtlSeconds: config.runTtlSeconds,
+  }, (run) => {
+    log({
+      msg: "run",
+      runId: run.id,
+      status: run.status,
+      tasks: run.taskCount,
+      failedTasks: run.result?.failedTasks,
+      durationMs: round(run.result?.executionTimeMs),
+      error: run.failure,
+    });
+  });
+
+  /** Validates the body and starts a run, or says why not. */
+  async function startRun(request: Request): Promise<Run | Response> {
+    if (shuttingDown) return unavailable("the server is shutting down");
+    const body = await readJsonBody(request, config.maxBodyBytes);
+    if (body instanceof Response) return body;
+    const checked = validateDAG(body.value, { maxTasks: config.maxTasks, isKnownTool: tools.has });
+    if (!checked.ok) {
+      const n = checked.issues.length;
+      return problemResponse(422, `the DAG is invalid (${n} problem${n === 1 ? "" : "s"})`, {
+        errors: checked.issues,
+      });
+    }
+    return runs.start(checked.dag) ??
+      unavailable(`too many active runs (at most ${config.maxActiveRuns})`);
+  }
+
+  function stream(run: Run, after: number, cancelRunOnLeave: boolean): Response {
+    const body = runEventStream(run, {
+      after,
+      cancelRunOnLeave,
+      retryMs: config.retryMs,
+      heartbeatMs: config.heartbeatMs,
+      resultUrl: `/runs/${run.id}`,
+    });
+    openStreams.add(body);
+    body.finished.then(() => openStreams.delete(body));
+    return new Response(body.readable, { headers: { ...SSE_HEADERS, "X-Run-Id": run.id } });
+  }
+
+  const routes: Route[] = [
+    {
+      pattern: /^\/execute$/,
+      methods: {
+        POST: async (request) => {
+          const kind = negotiateResponse(request.headers);
+          if (kind === null) {
+            return problemResponse(406, "Accept must admit application/json or text/event-stream");
+          }
+          const run = await startRun(request);
+          if (run instanceof Response) return run;
+          if (kind === "sse") return stream(run, 0, true);
+          const onLeave = () => run.cancel("client disconnected");
+          request.signal.addEventListener("abort", onLeave, { once: true });
+          await run.done;
+          request.signal.removeEventListener("abort", onLeave);
+          return json(run.result ?? run.toJSON(), 200, { "X-Run-Id": run.id });
+        },
+      },
+    },
+    {
+      pattern: /^\/runs$/,
+      methods: {
+        GET: () => json({ runs: runs.list().map(summary) }),
+        POST: async (request) => {
+          const run = await startRun(request);
+          if (run instanceof Response) return run;
+          const location = `/runs/${run.id}`;
+          return json(
+            {
+              runId: run.id,
+              status: run.status,
+              eventsUrl: `${location}/events`,
+              resultUrl: location,
+            },
+            202,
+            { Location: location, "X-Run-Id": run.id },
+          );
+        },
+      },
+    },
+    {
+      pattern: /^\/runs\/([^/]+)$/,
+      methods: {
+        GET: (_request, _url, [id]) => {
+          const run = runs.get(id);
+          return run ? json(run.toJSON()) : unknownRun(id);
+        },
+        DELETE: (_request, _url, [id]) => {
+          const run = runs.get(id);
+          if (!run) return unknownRun(id);
+          if (!run.cancel("cancelled by DELETE")) {
+            return problemResponse(409, `run ${id} is already over (${run.status})`, {
+              runId: id,
+              status: run.status,
+            });
+          }
+          return json({ runId: run.id, status: run.status }, 202);
+        },
+      },
+    },
+    {
+      pattern: /^\/runs\/([^/]+)\/events$/,
+      methods: {
+        GET: (request, url, [id]) => {
+          const run = runs.get(id);
+          if (!run) return unknownRun(id);
+          const accept = request.headers.get("accept");
+          if (
+            accept !== null && accept.trim() !== "" &&
+            new Negotiator({ headers: { accept } }).mediaType(["text/event-stream"]) === undefined
+          ) {
+            return problemResponse(406, "this route answers text/event-stream only");
+          }
+          const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
+          if (raw !== null && !/^\d{1,15}$/.test(raw.trim())) {
+            return problemResponse(
+              400,
+              `Last-Event-ID must be a whole number, got ${JSON.stringify(raw)}`,
+            );
+          }
+          if (shuttingDown) return unavailable("the server is shutting down");
+          return stream(run, raw === null ? 0 : Number(raw.trim()), false);
+        },
+      },
+    },
+    {
+      pattern: /^\/tools$/,
+      methods: { GET: () => json({ tools: tools.list() }) },
+    },
+    {
+      pattern: /^\/health$/,
+      methods: {
+        GET: () =>
+          json({
+            status: "ok",
+            version: VERSION,
+            uptimeSeconds: Math.floor((performance.now() - started) / 1000),
+            activeRuns: runs.activeCount,
+          }),
+      },
+    },
+  ];
+
+  function authorised(request: Request, url: URL): boolean {
+    if (config.token === undefined || url.pathname === "/health") return true;
+    const header = request.headers.get("authorization") ?? "";
+    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+    let given = match?.[1];
+    if (given === undefined && request.method === "GET" && url.pathname.endsWith("/events")) {
+      given = url.searchParams.get("access_token") ?? undefined;
+    }
+    return given !== undefined && sameSecret(given, config.token);
+  }
+
+  async function route(request: Request): Promise<Response> {
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return problemResponse(400, "the request URL is malformed");
+    }
+    const found = routes.find((r) => r.pattern.test(url.pathname));
+    if (!found) return problemResponse(404, `no route ${url.pathname}`);
+    const allowed = Object.keys(found.methods);
+    if (request.method === "OPTIONS" && config.corsOrigin !== undefined) {
+      return new Response(null, {
+        status: 204,
+        headers: {
+          "Access-Control-Allow-Methods": [...allowed, "OPTIONS"].join(", "),
+          "Access-Control-Allow-Headers": "Authorization, Content-Type, Accept, Last-Event-ID",
+          "Access-Control-Max-Age": "600",
+        },
+      });
+    }
+    const handler = found.methods[request.method];
+    if (!handler) {
+      return problemResponse(405, `${request.method} is not allowed on ${url.pathname}`, {
+        headers: { Allow: allowed.join(", ") },
+      });
+    }
+    if (!authorised(request, url)) {
+      return problemResponse(401, "a valid bearer token is required", {
+        headers: { "WWW-Authenticate": 'Bearer realm="dagstream"' },
+      });
+    }
+    const params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+    return await handler(request, url, params);
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    const t0 = performance.now();
+    let response: Response;
+    try {
+      response = await route(request);
+    } catch (error) {
+      log({ msg: "internal error", error: error instanceof Error ? error.message : String(error) });
+      response = problemResponse(500, "internal error");
+    }
+    if (config.corsOrigin !== undefined) {
+      response.headers.set("Access-Control-Allow-Origin", config.corsOrigin);
+      response.headers.set("Access-Control-Expose-Headers", "X-Run-Id, Location, Retry-After");
+      if (config.corsOrigin !== "*") response.headers.append("Vary", "Origin");
+    }
+    log({
+      msg: "request",
+      method: request.method,
+      path: safePath(request.url),
+      status: response.status,
+      durationMs: round(performance.now() - t0),
+      runId: response.headers.get("x-run-id") ?? undefined,
+    });
+    return response;
+  }
+
+  async function shutdown(): Promise<void> {
+    if (shuttingDown) return runs.idle();
+    shuttingDown = true;
+    for (const body of openStreams) {
+      body.push(outOfLogErrorFrame("the server is shutting down", { code: "shutdown" }));
+      body.close();
+    }
+    runs.cancelAll("server shutting down");
+    await runs.idle();
+  }
+
+  return { handle, shutdown, runs, tools, config };
+}
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}
+
+function unknownRun(id: string): Response {
+  return problemResponse(404, `no run with id ${JSON.stringify(id)} (unknown or expired)`);
+}
+
+function unavailable(detail: string): Response {
+  return problemResponse(503, detail, { headers: { "Retry-After": "1" } });
+}
+
+function summary(run: Run) {
+  return { runId: run.id, status: run.status, createdAt: run.createdAt };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = new TextEncoder().encode(given);
+  const b = new TextEncoder().encode(expected);
+  if (a.byteLength !== b.byteLength) {
+    timingSafeEqual(b, b);
+    return false;
+  }
+  return timingSafeEqual(a, b);
+}
+
+function safePath(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return "?";
+  }
+}
+
+function round(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 10) / 10;
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,69 @@
+/**
+ * Settings of the bundled server, with their defaults.
+ *
+ * @module
+ */
+
+import type { SchedulingMode } from "../dag/types.ts";
+import type { ToolRegistry } from "../tools/registry.ts";
+
+/** Settings of {@linkcode createApp}; every field has a default. */
+export interface ServerConfig {
+  /** Bearer token every route but `/health` requires; none when unset. */
+  token?: string;
+  /** Origin allowed by CORS (`*` for any); CORS is off when unset. */
+  corsOrigin?: string;
+  /** Most tasks in flight per run. Default unbounded. */
+  maxConcurrency?: number;
+  /** Milliseconds per task. Default 30000. */
+  taskTimeout?: number;
+  /** `"eager"` (default) or `"layered"`. */
+  scheduling?: SchedulingMode;
+  /** Most tasks per DAG. Default 1000. */
+  maxTasks?: number;
+  /** Largest request body, in bytes. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Bytes of events each run's log keeps. Default 16 MiB. */
+  maxRunLogBytes?: number;
+  /** Most runs executing at once. Default 1000. */
+  maxActiveRuns?: number;
+  /** Most runs kept, finished ones included. Default 1000. */
+  maxRuns?: number;
+  /** Seconds a finished run is kept. Default 600. */
+  runTtlSeconds?: number;
+  /** Idle ms before a keep-alive comment on a stream. Default 15000. */
+  heartbeatMs?: number;
+  /** `retry:` announced to SSE clients, in ms. Default 2000. */
+  retryMs?: number;
+  /** Cap on a `task_complete` event's data, in bytes. Default 65536. */
+  maxEventPayloadBytes?: number;
+  /** The tools runs may call. Default: the built-in mock tools. */
+  tools?: ToolRegistry;
+  /** Where structured log records go. Default: one JSON line each on stderr. */
+  log?: (record: Record<string, unknown>) => void;
+}
+
+/** A {@linkcode ServerConfig} with every default filled in. */
+export type ResolvedServerConfig =
+  & Required<Omit<ServerConfig, "token" | "corsOrigin" | "maxConcurrency">>
+  & Pick<ServerConfig, "token" | "corsOrigin" | "maxConcurrency">;
+
+/** The defaults of {@linkcode ServerConfig}. */
+export const SERVER_DEFAULTS = {
+  taskTimeout: 30_000,
+  scheduling: "eager" as SchedulingMode,
+  maxTasks: 1000,
+  maxBodyBytes: 1024 * 1024,
+  maxRunLogBytes: 16 * 1024 * 1024,
+  maxActiveRuns: 1000,
+  maxRuns: 1000,
+  runTtlSeconds: 600,
+  heartbeatMs: 15_000,
+  retryMs: 2000,
+  maxEventPayloadBytes: 64 * 1024,
+} as const;
+
+/** Writes a log record as one JSON line on stderr. */
+export function logToStderr(record: Record<string, unknown>): void {
+  console.error(JSON.stringify({ time: new Date().toISOString(), ...record }));
+}

@@ -1,0 +1,199 @@
+/**
+ * Runs of the bundled server: each execution gets an id, an event log that
+ * any number of watchers read, a status, and, once over, its full result.
+ * The registry bounds active runs, and forgets finished ones after a TTL or
+ * when more than `maxRuns` are kept (oldest first), so memory stays bounded
+ * however long the server runs.
+ *
+ * @module
+ */
+
+import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/types.ts";
+import type { SSEEvent } from "../dag/events.ts";
+import type { PreparedDAG } from "../dag/validate.ts";
+import { StreamingExecutor } from "../dag/streaming.ts";
+import { describeError } from "../dag/errors.ts";
+import { RunLog } from "./run-log.ts";
+
+/** Where a run is in its life. */
+export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
+
+/** Limits of a {@linkcode RunRegistry}. */
+export interface RunSettings {
+  /** Executor settings for every run. */
+  executor: ExecutorConfig;
+  /** Most bytes of events a run's log keeps. */
+  maxRunLogBytes: number;
+  /** Cap on one `task_complete` event's data, in bytes. */
+  maxEventPayloadBytes: number;
+  /** Most runs executing at once. */
+  maxActiveRuns: number;
+  /** Most runs kept, finished ones included. */
+  maxRuns: number;
+  /** Seconds a finished run is kept. */
+  runTtlSeconds: number;
+}
+
+/** One execution and everything known about it. */
+export class Run {
+  /** The run's id (`X-Run-Id`). */
+  readonly id: string = crypto.randomUUID();
+  /** When the run was created, ISO 8601. */
+  readonly createdAt: string = new Date().toISOString();
+  /** The run's events. */
+  readonly log: RunLog;
+  /** Number of tasks. */
+  readonly taskCount: number;
+  /** Resolves once the run is over. */
+  readonly done: Promise<void>;
+  /** Current status. */
+  status: RunStatus = "running";
+  /** The full result, once the run is over. */
+  result: DAGExecutionResult | undefined;
+  /** Why the run failed as a whole (not a task failure), if it did. */
+  failure: string | undefined;
+  /** `performance.now()` when the run ended. */
+  finishedAt: number | undefined;
+  readonly #controller = new AbortController();
+
+  /** Starts running `dag` at once. */
+  constructor(dag: PreparedDAG, tools: ToolExecutor, settings: RunSettings) {
+    this.taskCount = dag.tasks.length;
+    this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes);
+    const log = this.log;
+    const sink = new WritableStream<SSEEvent>({
+      write(event) {
+        log.append(event);
+      },
+      close: () => log.end(),
+      abort: () => log.end(),
+    });
+    const executor = new StreamingExecutor(tools, settings.executor);
+    this.done = executor
+      .executeWithStreaming(dag, sink, undefined, { signal: this.#controller.signal })
+      .then((result) => {
+        this.result = result;
+        if (this.status === "running") {
+          this.status = result.failedTasks > 0 ? "failed" : "succeeded";
+        }
+      }, (error) => {
+        this.failure = describeError(error);
+        if (this.status === "running") this.status = "failed";
+      })
+      .finally(() => {
+        this.finishedAt = performance.now();
+        log.end();
+      });
+  }
+
+  /** Whether the run is still executing. */
+  get active(): boolean {
+    return this.finishedAt === undefined;
+  }
+
+  /**
+   * Cancels the run: running tools see their signal abort, the rest fail
+   * unrun. Returns false when the run was already over.
+   */
+  cancel(reason: string): boolean {
+    if (!this.active) return false;
+    this.status = "cancelled";
+    this.#controller.abort(new Error(reason));
+    return true;
+  }
+
+  /** The run as `GET /runs/<id>` shows it. */
+  toJSON(): {
+    runId: string;
+    status: RunStatus;
+    createdAt: string;
+    result?: DAGExecutionResult;
+    error?: string;
+  } {
+    const body: ReturnType<Run["toJSON"]> = {
+      runId: this.id,
+      status: this.status,
+      createdAt: this.createdAt,
+    };
+    if (this.result !== undefined) body.result = this.result;
+    if (this.failure !== undefined) body.error = this.failure;
+    return body;
+  }
+}
+
+/** The runs a server knows, active and recently finished. */
+export class RunRegistry {
+  readonly #tools: ToolExecutor;
+  readonly #settings: RunSettings;
+  readonly #runs = new Map<string, Run>();
+  readonly #onFinish: ((run: Run) => void) | undefined;
+  #active = 0;
+
+  /**
+   * Creates an empty registry.
+   *
+   * @param tools runs the tasks' tool calls
+   * @param settings limits and executor settings
+   * @param onFinish called once per run when it is over (for logging)
+   */
+  constructor(tools: ToolExecutor, settings: RunSettings, onFinish?: (run: Run) => void) {
+    this.#tools = tools;
+    this.#settings = settings;
+    this.#onFinish = onFinish;
+  }
+
+  /** Runs executing now. */
+  get activeCount(): number {
+    return this.#active;
+  }
+
+  /** Starts a run, or returns `null` when `maxActiveRuns` are already executing. */
+  start(dag: PreparedDAG): Run | null {
+    if (this.#active >= this.#settings.maxActiveRuns) return null;
+    this.#prune(1);
+    const run = new Run(dag, this.#tools, this.#settings);
+    this.#runs.set(run.id, run);
+    this.#active++;
+    run.done.then(() => {
+      this.#active--;
+      this.#onFinish?.(run);
+    });
+    return run;
+  }
+
+  /** A run by id, if still kept. */
+  get(id: string): Run | undefined {
+    this.#prune(0);
+    return this.#runs.get(id);
+  }
+
+  /** Every run kept, oldest first. */
+  list(): Run[] {
+    this.#prune(0);
+    return [...this.#runs.values()];
+  }
+
+  /** Cancels every active run. */
+  cancelAll(reason: string): void {
+    for (const run of this.#runs.values()) run.cancel(reason);
+  }
+
+  /** Resolves once no run is active. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.#runs.values()].map((run) => run.done));
+  }
+
+  /** Forgets expired finished runs, and the oldest finished ones past `maxRuns - room`. */
+  #prune(room: number): void {
+    const now = performance.now();
+    const ttlMs = this.#settings.runTtlSeconds * 1000;
+    let excess = this.#runs.size + room - this.#settings.maxRuns;
+    for (const [id, run] of this.#runs) {
+      if (run.finishedAt === undefined) continue;
+      if (excess > 0 || now - run.finishedAt >= ttlMs) {
+        this.#runs.delete(id);
+        excess--;
+      }
+    }
+  }
+}
