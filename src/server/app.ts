@@ -13,6 +13,7 @@ import { validateDAG } from "../dag/validate.ts";
 import { createToolRegistry, type ToolRegistry } from "../tools/registry.ts";
 import { builtinTools } from "../tools/builtin.ts";
 import {
+  defaultRunLogBytes,
   logToStderr,
   type ResolvedServerConfig,
   SERVER_DEFAULTS,
@@ -83,7 +84,8 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       scheduling: config.scheduling,
       maxTasks: config.maxTasks,
     },
-    maxRunLogBytes: config.maxRunLogBytes,
+    maxRunLogBytes: options.maxRunLogBytes ??
+      defaultRunLogBytes(config.maxTasks, config.maxEventPayloadBytes),
     maxEventPayloadBytes: config.maxEventPayloadBytes,
     maxActiveRuns: config.maxActiveRuns,
     maxRuns: config.maxRuns,

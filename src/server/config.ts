@@ -23,7 +23,11 @@ export interface ServerConfig {
   maxTasks?: number;
   /** Largest request body, in bytes. Default 1 MiB. */
   maxBodyBytes?: number;
-  /** Bytes of events each run's log keeps. Default 16 MiB. */
+  /**
+   * Bytes of events each run's log keeps. Default: enough for a whole run at
+   * the other limits (`maxTasks` × (`maxEventPayloadBytes` + 1 KiB)), and at
+   * least 16 MiB — about 65 MiB at the default limits.
+   */
   maxRunLogBytes?: number;
   /** Most runs executing at once. Default 1000. */
   maxActiveRuns?: number;
@@ -62,6 +66,14 @@ export const SERVER_DEFAULTS = {
   retryMs: 2000,
   maxEventPayloadBytes: 64 * 1024,
 } as const;
+
+/**
+ * The default run log size: a whole run of `maxTasks` tasks whose events
+ * all reach the payload cap fits, and never less than 16 MiB.
+ */
+export function defaultRunLogBytes(maxTasks: number, maxEventPayloadBytes: number): number {
+  return Math.max(SERVER_DEFAULTS.maxRunLogBytes, maxTasks * (maxEventPayloadBytes + 1024) + 4096);
+}
 
 /** Writes a log record as one JSON line on stderr. */
 export function logToStderr(record: Record<string, unknown>): void {

@@ -22,7 +22,7 @@ Flags (each also read from the environment variable shown):
   --scheduling MODE           eager | layered (DAGSTREAM_SCHEDULING)        [eager]
   --max-tasks N               tasks per DAG (DAGSTREAM_MAX_TASKS)           [1000]
   --max-body-bytes N          request body limit (DAGSTREAM_MAX_BODY_BYTES) [1048576]
-  --max-run-log-bytes N       events kept per run (DAGSTREAM_MAX_RUN_LOG_BYTES) [16777216]
+  --max-run-log-bytes N       events kept per run (DAGSTREAM_MAX_RUN_LOG_BYTES) [a whole run: max-tasks x (payload cap + 1 KiB)]
   --max-active-runs N         runs executing at once (DAGSTREAM_MAX_ACTIVE_RUNS) [1000]
   --max-runs N                runs kept, finished ones included (DAGSTREAM_MAX_RUNS) [1000]
   --run-ttl-seconds N         how long finished runs are kept (DAGSTREAM_RUN_TTL_SECONDS) [600]
