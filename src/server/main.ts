@@ -157,15 +157,9 @@ async function main(): Promise<void> {
     return;
   }
   const app = createApp(commandLine.config);
-  const server = Deno.serve({
-    hostname: commandLine.host,
-    port: commandLine.port,
-    onListen({ hostname, port }) {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      console.log(`Listening on http://${host}:${port}/`);
-    },
-  }, (request) => app.handle(request));
-
+  // Signal handlers go in before the server announces itself, so a signal
+  // sent as soon as "Listening on" appears is always handled.
+  let server: Deno.HttpServer | undefined;
   let stopping = false;
   const stop = async (signal: Deno.Signal) => {
     if (stopping) return;
@@ -173,13 +167,21 @@ async function main(): Promise<void> {
     console.error(JSON.stringify({ time: new Date().toISOString(), msg: "shutdown", signal }));
     const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
     await app.shutdown();
-    await server.shutdown();
+    await server?.shutdown();
     clearTimeout(deadline);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
   }
+  server = Deno.serve({
+    hostname: commandLine.host,
+    port: commandLine.port,
+    onListen({ hostname, port }) {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      console.log(`Listening on http://${host}:${port}/`);
+    },
+  }, (request) => app.handle(request));
   await server.finished;
 }
 
