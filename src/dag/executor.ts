@@ -84,8 +84,12 @@ export class ParallelExecutor {
    *
    * @throws {DAGValidationError} for invalid input, cycles included
    */
-  execute(dag: DAGStructure, options: ExecuteOptions = {}): Promise<DAGExecutionResult> {
-    return this.runPrepared(prepareDAG(dag, { maxTasks: this.config.maxTasks }), options.signal);
+  async execute(dag: DAGStructure, options: ExecuteOptions = {}): Promise<DAGExecutionResult> {
+    // async: invalid input rejects the returned promise rather than throwing.
+    return await this.runPrepared(
+      prepareDAG(dag, { maxTasks: this.config.maxTasks }),
+      options.signal,
+    );
   }
 
   /**

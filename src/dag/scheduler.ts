@@ -14,6 +14,7 @@ import type { PreparedDAG } from "./validate.ts";
 import type { SchedulingMode, TaskResult } from "./types.ts";
 import { MinIndexHeap } from "./min-index-heap.ts";
 import { type Deadline, DeadlineQueue } from "./deadlines.ts";
+import { describeError } from "./errors.ts";
 
 /** Observers of a run; a returned promise holds the run back until it settles. */
 export interface RunHooks {
@@ -140,7 +141,25 @@ class Schedule {
     const controller = new AbortController();
     this.#controllers[i] = controller;
     this.#deadlineOf[i] = this.#deadlines.add(i);
-    this.#options.runTask(i, controller.signal).then((result) => this.#end(i, result));
+    let running: Promise<TaskResult>;
+    try {
+      running = this.#options.runTask(i, controller.signal);
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    // runTask must not reject, but an overridden executeTask may: that fails
+    // the task instead of leaving an unhandled rejection and a stuck task.
+    running.then((result) => this.#end(i, result), (error) => this.#fail(i, error));
+  }
+
+  #fail(i: number, error: unknown): void {
+    const deadline = this.#deadlineOf[i];
+    this.#end(i, {
+      taskId: this.#dag.tasks[i].id,
+      status: "error",
+      error: describeError(error),
+      executionTimeMs: deadline ? performance.now() - (deadline.at - this.#options.taskTimeout) : 0,
+    });
   }
 
   #onTimeout = (i: number): void => {
@@ -185,6 +204,10 @@ class Schedule {
     this.#settledCount++;
     if (result.status === "success") {
       this.#release(i);
+      this.#afterSettle(i);
+    } else if (this.#abortReason !== undefined) {
+      // Cancelled: #abort settles every pending task, dependents included,
+      // with the cancellation's reason rather than "Dependency ... failed".
       this.#afterSettle(i);
     } else {
       this.#skipDependents(i).then(() => this.#afterSettle(i));

@@ -112,22 +112,42 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
       message: `too many tasks: ${raw.length} (at most ${maxTasks})`,
     }]);
   }
-  const parsed = dagSchema.safeParse(input);
-  if (!parsed.success) return fail(zodIssues(parsed.error));
-
   const issues: ValidationIssue[] = [];
-  const parsedTasks = parsed.data.tasks;
-  const tasks: Task[] = new Array(parsedTasks.length);
+  const parsed = dagSchema.safeParse(input);
+  let entries: (ParsedTask | undefined)[];
+  if (parsed.success) entries = parsed.data.tasks;
+  else {
+    issues.push(...zodIssues(parsed.error));
+    if (!Array.isArray(raw)) return fail(issues);
+    // Every problem at once: the rules below still apply to the well-formed
+    // tasks (and the ids of the others still count as known ids).
+    entries = raw.map((t) => {
+      const r = taskSchema.safeParse(t);
+      return r.success ? r.data : undefined;
+    });
+  }
+
+  const tasks: Task[] = new Array(entries.length);
+  const fields: string[] = new Array(entries.length);
   const index = new Map<string, number>();
-  for (let i = 0; i < parsedTasks.length; i++) {
-    const task = normaliseTask(parsedTasks[i], i, issues);
-    tasks[i] = task;
-    const first = index.get(task.id);
-    if (first === undefined) index.set(task.id, i);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    let id: unknown;
+    if (entry !== undefined) {
+      fields[i] = entry.depends_on !== undefined && entry.dependsOn === undefined
+        ? "depends_on"
+        : "dependsOn";
+      const task = normaliseTask(entry, i, issues);
+      tasks[i] = task;
+      id = task.id;
+    } else id = (raw as { id?: unknown }[])[i]?.id;
+    if (typeof id !== "string" || id === "") continue;
+    const first = index.get(id);
+    if (first === undefined) index.set(id, i);
     else {
       issues.push({
         path: `tasks[${i}].id`,
-        message: `duplicate id "${task.id}" (first used by tasks[${first}])`,
+        message: `duplicate id "${id}" (first used by tasks[${first}])`,
       });
     }
   }
@@ -135,10 +155,11 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
   const deps: number[][] = new Array(tasks.length);
   for (let i = 0; i < tasks.length; i++) {
     const task = tasks[i];
+    if (task === undefined) continue;
     const own: number[] = [];
     const list = task.dependsOn;
     if (list !== undefined) {
-      const field = parsedTasks[i].depends_on ? "depends_on" : "dependsOn";
+      const field = fields[i];
       for (let j = 0; j < list.length; j++) {
         const d = index.get(list[j]);
         if (d === undefined) {
@@ -172,7 +193,7 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
     const cycle = findCycle(graph) ?? [];
     const names = cycle.map((i) => tasks[i].id);
     return fail([{
-      path: `tasks[${cycle[0]}].dependsOn`,
+      path: `tasks[${cycle[0]}].${fields[cycle[0]]}`,
       message: `Circular dependency detected: ${names.join(" -> ")}`,
     }]);
   }
