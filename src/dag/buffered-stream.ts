@@ -51,6 +51,7 @@ export class BufferedEventStream {
   #queue: SSEEvent[] = [];
   #head = 0;
   #blocked: { event: SSEEvent; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #blockedHead = 0;
   #idle: (() => void)[] = [];
   #pumping = false;
   #failure: { error: unknown } | undefined;
@@ -81,17 +82,41 @@ export class BufferedEventStream {
   }
 
   /**
+   * Queues the event and returns true when the buffer has room (and no
+   * earlier write is waiting); otherwise returns false and queues nothing.
+   * Never waits and allocates no promise: the fast path of
+   * {@linkcode BufferedEventStream.write} for producers that check.
+   *
+   * @example
+   * ```ts
+   * import { BufferedEventStream } from "./buffered-stream.ts";
+   * import type { SSEEvent } from "./events.ts";
+   *
+   * const sink = new WritableStream<SSEEvent>({ write: () => {} });
+   * const buffer = new BufferedEventStream(sink.getWriter(), { maxBufferSize: 1 });
+   * const event: SSEEvent = { type: "error", data: { error: "demo", timestamp: "2024-01-01T00:00:00.000Z" } };
+   * if (!buffer.tryWrite(event)) await buffer.write(event);
+   * await buffer.close();
+   * ```
+   */
+  tryWrite(event: SSEEvent): boolean {
+    if (
+      this.#failure !== undefined || this.#closed || this.#blockedHead < this.#blocked.length ||
+      this.size >= this.#max
+    ) return false;
+    this.#queue.push(event);
+    this.#startPump();
+    return true;
+  }
+
+  /**
    * Queues an event. Resolves at once while the buffer has room, else once
    * it has; rejects if downstream failed or the buffer was closed.
    */
   write(event: SSEEvent): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure.error);
     if (this.#closed) return Promise.reject(new TypeError("BufferedEventStream is closed"));
-    if (this.#blocked.length === 0 && this.size < this.#max) {
-      this.#queue.push(event);
-      this.#startPump();
-      return RESOLVED;
-    }
+    if (this.tryWrite(event)) return RESOLVED;
     if (!this.#full) {
       this.#full = true;
       this.#onFlush?.(this.#queue.slice(this.#head));
@@ -102,7 +127,7 @@ export class BufferedEventStream {
   /** Resolves once every event written so far has been accepted downstream. */
   flush(): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure.error);
-    if (this.size === 0 && this.#blocked.length === 0 && !this.#pumping) return RESOLVED;
+    if (this.size === 0 && !this.#hasBlocked() && !this.#pumping) return RESOLVED;
     return new Promise<void>((resolve) => this.#idle.push(resolve)).then(() => {
       if (this.#failure !== undefined) throw this.#failure.error;
     });
@@ -133,9 +158,13 @@ export class BufferedEventStream {
     while (this.size > 0) {
       const event = this.#queue[this.#head];
       this.#queue[this.#head++] = undefined as unknown as SSEEvent;
-      await writer.ready;
-      await writer.write(event);
+      // Room opened: a waiting writer gets it now, not once this event is written.
       this.#admitBlocked();
+      // `ready` is awaited only when the downstream's own queue is full
+      // (an await per event costs a turn of the microtask queue).
+      const room = writer.desiredSize;
+      if (room === null || room <= 0) await writer.ready;
+      await writer.write(event);
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#head = 0;
@@ -144,17 +173,31 @@ export class BufferedEventStream {
     this.#queue = [];
     this.#head = 0;
     this.#pumping = false;
-    if (this.#blocked.length === 0) this.#notifyIdle();
+    if (!this.#hasBlocked()) this.#notifyIdle();
   }
 
   /** Moves waiting writers' events into the buffer while there is room, in order. */
   #admitBlocked(): void {
-    while (this.#blocked.length > 0 && this.size < this.#max) {
-      const next = this.#blocked.shift()!;
+    const blocked = this.#blocked;
+    // A head index, not shift(): thousands of writers may wait at once.
+    while (this.#blockedHead < blocked.length && this.size < this.#max) {
+      const next = blocked[this.#blockedHead];
+      blocked[this.#blockedHead++] = undefined as unknown as (typeof blocked)[number];
       this.#queue.push(next.event);
       next.resolve();
     }
-    if (this.#blocked.length === 0) this.#full = false;
+    if (this.#blockedHead === blocked.length) {
+      this.#blocked = [];
+      this.#blockedHead = 0;
+      this.#full = false;
+    } else if (this.#blockedHead > 1024 && this.#blockedHead * 2 > blocked.length) {
+      this.#blocked = blocked.slice(this.#blockedHead);
+      this.#blockedHead = 0;
+    }
+  }
+
+  #hasBlocked(): boolean {
+    return this.#blockedHead < this.#blocked.length;
   }
 
   #fail(error: unknown): void {
@@ -162,7 +205,11 @@ export class BufferedEventStream {
     this.#pumping = false;
     this.#queue = [];
     this.#head = 0;
-    for (const b of this.#blocked.splice(0)) b.reject(error);
+    const blocked = this.#blocked;
+    const head = this.#blockedHead;
+    this.#blocked = [];
+    this.#blockedHead = 0;
+    for (let k = head; k < blocked.length; k++) blocked[k].reject(error);
     this.#notifyIdle();
   }
 

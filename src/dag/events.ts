@@ -49,6 +49,11 @@ export interface TaskCompleteEvent {
     truncated?: boolean;
     /** With `truncated`: size in bytes of the output's full JSON text. */
     outputBytes?: number;
+    /**
+     * With `truncated`, when the error message itself was too large: its
+     * full size in bytes (`error` is then its start).
+     */
+    errorBytes?: number;
   };
 }
 

@@ -56,20 +56,73 @@ export class StreamingExecutor extends ParallelExecutor {
       await writer.abort(error).catch(() => {});
       throw error;
     }
+    // A downstream that errors (its writer's `closed` rejects) cancels the
+    // run at once, rather than when the next event is written: tools that
+    // are running would otherwise go on until they end or time out.
+    const downstreamFailed = new AbortController();
+    writer.closed.catch((error) => downstreamFailed.abort(error));
+    const signal = options.signal === undefined
+      ? downstreamFailed.signal
+      : AbortSignal.any([options.signal, downstreamFailed.signal]);
+    let result: DAGExecutionResult;
+    try {
+      // While the buffer has room the run goes on without a promise per event.
+      result = await this.executeWithEventSink(
+        dag,
+        (event) => buffer.tryWrite(event) ? undefined : buffer.write(event),
+        { signal },
+      );
+    } catch (error) {
+      await buffer.close().catch(() => buffer.abort(error));
+      throw error;
+    }
+    await buffer.close();
+    return result;
+  }
+
+  /**
+   * Runs `dag` and hands each of its events, in order, to `sink`: the same
+   * events as {@linkcode StreamingExecutor.executeWithStreaming}, with no
+   * stream or buffer in between. While a promise returned by `sink` is
+   * pending the run holds back (no task starts or completes past that
+   * event), so `sink` sets the backpressure; returning nothing lets the run
+   * go on at once. On a critical failure (invalid DAG, a `sink` that throws
+   * or rejects) an `error` event is offered to `sink` and the returned
+   * promise rejects.
+   *
+   * @throws {DAGValidationError} for invalid input, after its `error` event
+   *
+   * @example
+   * ```ts
+   * import { StreamingExecutor } from "./streaming.ts";
+   *
+   * const executor = new StreamingExecutor(async (_tool, args) => args);
+   * const types: string[] = [];
+   * await executor.executeWithEventSink(
+   *   { tasks: [{ id: "a", tool: "echo" }] },
+   *   (event) => void types.push(event.type),
+   * );
+   * console.log(types); // task_start, task_complete, execution_complete
+   * ```
+   */
+  async executeWithEventSink(
+    dag: DAGStructure,
+    sink: (event: SSEEvent) => Promise<void> | void,
+    options: ExecuteOptions = {},
+  ): Promise<DAGExecutionResult> {
     let prepared: PreparedDAG;
     try {
       prepared = prepareDAG(dag, { maxTasks: this.config.maxTasks });
     } catch (error) {
-      await buffer.write(errorEvent(describeError(error), { code: "invalid_dag" }));
-      await buffer.close();
+      await offer(sink, errorEvent(describeError(error), { code: "invalid_dag" }));
       throw error;
     }
     try {
       const result = await this.runPrepared(prepared, options.signal, {
-        onTaskStart: (i) => buffer.write(taskStartEvent(prepared, i)),
-        onTaskComplete: (i, r) => buffer.write(taskCompleteEvent(prepared, i, r)),
+        onTaskStart: (i) => sink(taskStartEvent(prepared, i)),
+        onTaskComplete: (i, r) => sink(taskCompleteEvent(prepared, i, r)),
       });
-      await buffer.write({
+      await sink({
         type: "execution_complete",
         data: {
           totalTasks: result.totalTasks,
@@ -77,25 +130,48 @@ export class StreamingExecutor extends ParallelExecutor {
           errorCount: result.failedTasks,
           totalExecutionTimeMs: result.executionTimeMs,
           speedup: this.calculateSpeedup(result),
-          timestamp: new Date().toISOString(),
+          timestamp: isoNow(),
         },
       });
-      await buffer.close();
       return result;
     } catch (error) {
-      await buffer.write(errorEvent(describeError(error), { code: "stream_failed" }))
-        .then(() => buffer.close())
-        .catch(() => buffer.abort(error));
+      await offer(sink, errorEvent(describeError(error), { code: "stream_failed" }));
       throw error;
     }
   }
+}
+
+/** Hands a last event to `sink`, ignoring a sink that no longer takes it. */
+async function offer(sink: (event: SSEEvent) => Promise<void> | void, event: SSEEvent) {
+  try {
+    await sink(event);
+  } catch {
+    // The sink failed: the caller reports the original error.
+  }
+}
+
+let lastMs = Number.NaN;
+let lastIso = "";
+
+/**
+ * `new Date().toISOString()`, computed once per millisecond: a run emits
+ * thousands of events per millisecond when tasks are fast, and formatting
+ * the date is a good part of building an event.
+ */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function taskStartEvent(dag: PreparedDAG, i: number): SSEEvent {
   const task = dag.tasks[i];
   return {
     type: "task_start",
-    data: { taskId: task.id, tool: task.tool, timestamp: new Date().toISOString() },
+    data: { taskId: task.id, tool: task.tool, timestamp: isoNow() },
   };
 }
 
@@ -106,7 +182,7 @@ function taskCompleteEvent(dag: PreparedDAG, i: number, result: TaskResult): SSE
     tool: task.tool,
     status: result.status,
     executionTimeMs: result.executionTimeMs ?? 0,
-    timestamp: new Date().toISOString(),
+    timestamp: isoNow(),
   };
   if (result.status === "success") data.output = result.output;
   else data.error = result.error;

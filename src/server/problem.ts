@@ -65,6 +65,7 @@ export function problemResponse(
     detail,
     ...members,
   };
+  body.status = status; // an extra member never overrides the HTTP status
   const h = new Headers(headers);
   h.set("Content-Type", "application/problem+json");
   return new Response(JSON.stringify(body), { status, headers: h });

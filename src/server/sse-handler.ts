@@ -11,13 +11,17 @@ import { ParallelExecutor } from "../dag/executor.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { type PreparedDAG, validateDAG } from "../dag/validate.ts";
 import type { SSEEvent } from "../dag/events.ts";
+import { DEFAULT_MAX_BUFFER_SIZE } from "../dag/buffered-stream.ts";
 import { DEFAULT_RETRY_MS, encodeSSEEvent, SSE_HEADERS, SSEBody } from "./sse.ts";
 import { negotiateResponse } from "./negotiate.ts";
 import { problemResponse } from "./problem.ts";
 
 /** Settings of the SSE and workflow handlers (reference fields first, extras after). */
 export interface SSEHandlerConfig {
-  /** Bound of the event buffer between executor and client. Default 1000. */
+  /**
+   * Bound of the event buffer between executor and client: the run holds
+   * back while this many events wait for the client to read them. Default 1000.
+   */
   maxBufferSize?: number;
   /** Milliseconds per task. Default 30000. */
   taskTimeout?: number;
@@ -68,7 +72,11 @@ export function handleSSERequest(
 ): Promise<Response> {
   const prepared = prepareOrProblem(dag, config);
   if (prepared instanceof Response) return Promise.resolve(prepared);
-  return Promise.resolve(streamRun(prepared, toolExecutor, config));
+  try {
+    return Promise.resolve(streamRun(prepared, toolExecutor, config));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**
@@ -130,6 +138,10 @@ function streamRun(
   toolExecutor: ToolExecutor,
   config: SSEHandlerConfig,
 ): Response {
+  const maxHeld = config.maxBufferSize ?? DEFAULT_MAX_BUFFER_SIZE;
+  if (!Number.isInteger(maxHeld) || maxHeld < 1) {
+    throw new RangeError(`maxBufferSize must be a whole number >= 1, got ${maxHeld}`);
+  }
   const executor = new StreamingExecutor(toolExecutor, executorConfig(config));
   const cancel = new AbortController();
   // The body's cancellation tells us the client left; request.signal is not
@@ -142,18 +154,21 @@ function streamRun(
   });
   let seq = 0;
   const maxPayload = config.maxEventPayloadBytes;
-  const sink = new WritableStream<SSEEvent>({
-    write(event) {
-      body.push(encodeSSEEvent(event, ++seq, maxPayload));
-      if (body.bufferedBytes > SLOW_CLIENT_BYTES) return body.drained(SLOW_CLIENT_BYTES / 4);
-    },
-    close: () => body.close(),
-    abort: () => body.close(),
-  });
-  executor.executeWithStreaming(prepared, sink, { maxBufferSize: config.maxBufferSize }, { signal })
-    .catch(() => {
-      // The error event has been written to the stream, when it still took one.
-    });
+  // Each event is encoded straight into the body, which hands the client
+  // everything queued in one chunk per read. The body itself is the buffer
+  // between executor and client: the run holds back only while the client
+  // has not taken `maxBufferSize` events (or SLOW_CLIENT_BYTES of text).
+  const sink = (event: SSEEvent): Promise<void> | undefined => {
+    body.push(encodeSSEEvent(event, ++seq, maxPayload), 1);
+    if (body.bufferedEvents >= maxHeld || body.bufferedBytes > SLOW_CLIENT_BYTES) {
+      return body.drained(0);
+    }
+  };
+  executor.executeWithEventSink(prepared, sink, { signal }).then(
+    () => body.close(),
+    // The error event has been pushed to the body, when it still took one.
+    () => body.close(),
+  );
   return new Response(body.readable, { headers: SSE_HEADERS });
 }
 

@@ -89,26 +89,60 @@ export function utf8Length(text: string): number {
 /**
  * The JSON of an event's data, capped: a `task_complete` whose data would
  * exceed `maxBytes` carries instead the start of its output's JSON as a
- * string, `truncated: true` and `outputBytes`, the full size.
+ * string, `truncated: true` and `outputBytes`, the full size. When the data
+ * is still too large without its output (a huge error message), the start
+ * of `error` is kept, with `truncated: true` and `errorBytes`. Previews
+ * never split a character and fill the room there is.
  */
 export function eventDataJson(event: SSEEvent, maxBytes = DEFAULT_MAX_EVENT_PAYLOAD_BYTES): string {
   const json = JSON.stringify(event.data);
   // A UTF-16 code unit takes at most 3 UTF-8 bytes: short text needs no count.
   if (json.length * 3 <= maxBytes || event.type !== "task_complete") return json;
   if (utf8Length(json) <= maxBytes) return json;
-  const outputJson = JSON.stringify(event.data.output) ?? "";
-  const outputBytes = utf8Length(outputJson);
-  const shell = JSON.stringify({ ...event.data, output: "", truncated: true, outputBytes });
-  // Room left for the preview; JSON escaping can grow text up to 6x.
-  let room = Math.max(0, maxBytes - utf8Length(shell));
-  let preview = outputJson.slice(0, room);
-  let data = JSON.stringify({ ...event.data, output: preview, truncated: true, outputBytes });
-  while (utf8Length(data) > maxBytes && room > 0) {
-    room = Math.floor(room / 2);
-    preview = outputJson.slice(0, room);
-    data = JSON.stringify({ ...event.data, output: preview, truncated: true, outputBytes });
+  let data: Record<string, unknown> = { ...event.data, truncated: true };
+  if (event.data.output !== undefined) {
+    const outputJson = JSON.stringify(event.data.output) ?? "";
+    data.outputBytes = utf8Length(outputJson);
+    data.output = "";
+    const room = maxBytes - utf8Length(JSON.stringify(data));
+    data.output = jsonStringPrefix(outputJson, room);
+    if (room >= 0) return JSON.stringify(data);
   }
-  return data;
+  if (typeof event.data.error === "string") {
+    const error = event.data.error;
+    data = { ...data, error: "", errorBytes: utf8Length(error) };
+    data.error = jsonStringPrefix(error, maxBytes - utf8Length(JSON.stringify(data)));
+  }
+  return JSON.stringify(data);
+}
+
+/**
+ * The longest prefix of `text` whose JSON string escaping takes at most
+ * `room` UTF-8 bytes, never ending inside a surrogate pair.
+ */
+function jsonStringPrefix(text: string, room: number): string {
+  let used = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    let units = 1;
+    let cost: number;
+    if (c === 0x22 || c === 0x5c) cost = 2; // \" \\
+    else if (c < 0x20) cost = c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+    else if (c < 0x80) cost = 1;
+    else if (c < 0x800) cost = 2;
+    else if (c >= 0xd800 && c <= 0xdfff) {
+      const next = c <= 0xdbff && i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        cost = 4;
+        units = 2;
+      } else cost = 6; // a lone surrogate is written as \uXXXX
+    } else cost = 3;
+    if (used + cost > room) break;
+    used += cost;
+    i += units;
+  }
+  return text.slice(0, i);
 }
 
 /**
@@ -159,6 +193,7 @@ export class SSEBody {
   readonly readable: ReadableStream<Uint8Array>;
   #parts: string[] = [];
   #bytes = 0;
+  #events = 0;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #wake: (() => void) | undefined;
   #flushQueued = false;
@@ -177,7 +212,7 @@ export class SSEBody {
   /** Opens the body; the `retry:` line, if any, is its first block. */
   constructor(options: SSEBodyOptions = {}) {
     this.#onCancel = options.onCancel;
-    if (options.retryMs !== undefined) this.push(`retry: ${Math.floor(options.retryMs)}\n\n`);
+    if (options.retryMs !== undefined) this.push(`retry: ${Math.floor(options.retryMs)}\n\n`, 0);
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -191,8 +226,11 @@ export class SSEBody {
     }, { highWaterMark: 0 });
     if (heartbeatMs > 0) {
       this.#heartbeat = setInterval(() => {
-        if (!this.#sentSinceTick && this.#parts.length === 0) this.push(": keep-alive\n\n");
+        // Frames pushed since the last tick count as activity; the keep-alive
+        // itself does not, so an idle stream gets one every interval.
+        const active = this.#sentSinceTick;
         this.#sentSinceTick = false;
+        if (!active && this.#parts.length === 0) this.#queue(": keep-alive\n\n");
       }, heartbeatMs);
     }
   }
@@ -207,8 +245,23 @@ export class SSEBody {
     return this.#ended || this.#closing;
   }
 
-  /** Queues one or more encoded frames. Ignored once the body has ended. */
-  push(frames: string): void {
+  /** Events queued and not yet handed to the client (as counted by `push`). */
+  get bufferedEvents(): number {
+    return this.#events;
+  }
+
+  /**
+   * Queues one or more encoded frames holding `events` events (default 1;
+   * {@linkcode SSEBody.bufferedEvents} counts them). Ignored once the body
+   * has ended.
+   */
+  push(frames: string, events = 1): void {
+    this.#sentSinceTick = true;
+    this.#events += events;
+    this.#queue(frames);
+  }
+
+  #queue(frames: string): void {
     if (this.#ended || this.#closing) return;
     this.#parts.push(frames);
     this.#bytes += frames.length;
@@ -266,7 +319,7 @@ export class SSEBody {
     const text = this.#parts.length === 1 ? this.#parts[0] : this.#parts.join("");
     this.#parts = [];
     this.#bytes = 0;
-    this.#sentSinceTick = true;
+    this.#events = 0;
     this.#controller.enqueue(encoder.encode(text));
     this.#notifyDrained();
     if (this.#closing) this.#finish();
@@ -290,6 +343,7 @@ export class SSEBody {
     this.#markFinished();
     this.#parts = [];
     this.#bytes = 0;
+    this.#events = 0;
     this.#stopHeartbeat();
     this.#notifyDrained();
   }
