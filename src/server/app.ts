@@ -185,7 +185,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
           if (!run.cancel("cancelled by DELETE")) {
             return problemResponse(409, `run ${id} is already over (${run.status})`, {
               runId: id,
-              status: run.status,
+              runStatus: run.status,
             });
           }
           return json({ runId: run.id, status: run.status }, 202);
@@ -213,7 +213,11 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
             );
           }
           if (shuttingDown) return unavailable("the server is shutting down");
-          return stream(run, raw === null ? 0 : Number(raw.trim()), false);
+          const after = raw === null ? 0 : Number(raw.trim());
+          // A run that is over with nothing left to replay: 204 tells an
+          // EventSource to stop reconnecting (WHATWG), instead of looping.
+          if (!run.active && after >= run.log.lastSeq) return new Response(null, { status: 204 });
+          return stream(run, after, false);
         },
       },
     },
@@ -277,7 +281,12 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
         headers: { "WWW-Authenticate": 'Bearer realm="dagstream"' },
       });
     }
-    const params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+    let params: string[];
+    try {
+      params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+    } catch {
+      return problemResponse(400, `the request path ${url.pathname} is malformed`);
+    }
     return await handler(request, url, params);
   }
 

@@ -158,8 +158,8 @@ async function main(): Promise<void> {
   }
   const app = createApp(commandLine.config);
   // Signal handlers go in before the server announces itself, so a signal
-  // sent as soon as "Listening on" appears is always handled.
-  let server: Deno.HttpServer | undefined;
+  // sent as soon as "Listening on" appears is always handled. (A handler
+  // runs in a later turn, once `server` below is set.)
   let stopping = false;
   const stop = async (signal: Deno.Signal) => {
     if (stopping) return;
@@ -167,14 +167,14 @@ async function main(): Promise<void> {
     console.error(JSON.stringify({ time: new Date().toISOString(), msg: "shutdown", signal }));
     const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
     await app.shutdown();
-    await server?.shutdown();
+    await server.shutdown();
     clearTimeout(deadline);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
   }
-  server = Deno.serve({
+  const server = Deno.serve({
     hostname: commandLine.host,
     port: commandLine.port,
     onListen({ hostname, port }) {

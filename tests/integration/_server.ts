@@ -1,0 +1,268 @@
+/**
+ * Starts the real bundled server (`src/server/main.ts`) as a child process on
+ * port 0 for integration tests, and stops it cleanly so Deno's op and resource
+ * sanitizers stay happy: SIGTERM, await the exit status, and read stdout and
+ * stderr to their end.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { DAGStructure } from "../../src/dag/types.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const MAIN = new URL("src/server/main.ts", ROOT);
+const LISTENING = /^Listening on (http:\/\/\S+\/)$/;
+
+/** A running server process. */
+export interface ServerProcess {
+  /** Base URL the server printed, ending in `/`. */
+  readonly url: string;
+  /** Resolves `path` (e.g. `/health`) against {@linkcode url}. */
+  at(path: string): string;
+  /** Everything the process wrote on stderr so far (its JSON log lines). */
+  stderr(): string;
+  /** Sends a signal to the process. */
+  kill(signal?: Deno.Signal): void;
+  /** Resolves with the exit status, once the process is gone. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** SIGTERM (if still running), then waits for the exit and the end of both pipes. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** Same as {@linkcode stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Spawns `deno run ... src/server/main.ts --port 0 ...flags` and resolves once
+ * it printed `Listening on http://HOST:PORT/`. The child sees no `DAGSTREAM_*`
+ * variable of the test runner, only those in `env`.
+ */
+export async function startServer(
+  flags: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-no-legacy-abort",
+      "--allow-net",
+      "--allow-env=DAGSTREAM_*",
+      MAIN.pathname,
+      "--port",
+      "0",
+      ...flags,
+    ],
+    cwd: ROOT.pathname,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env: { ...withoutDagstreamVariables(), ...env },
+  }).spawn();
+
+  let stderrText = "";
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderrText += chunk;
+    }
+  })();
+
+  const stdoutLines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdoutText = "";
+  let url: string | undefined;
+  let buffered = "";
+  while (url === undefined) {
+    const { value, done } = await stdoutLines.read();
+    if (done) break;
+    stdoutText += value;
+    buffered += value;
+    let newline: number;
+    while (url === undefined && (newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline).trimEnd();
+      buffered = buffered.slice(newline + 1);
+      url = LISTENING.exec(line)?.[1];
+    }
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  const stdoutDone = (async () => {
+    while (true) {
+      const { value, done } = await stdoutLines.read();
+      if (done) break;
+      stdoutText += value;
+    }
+    stdoutLines.releaseLock();
+  })();
+
+  const status = child.status;
+  let stopped: Promise<Deno.CommandStatus> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
+      const result = await status;
+      await Promise.all([stdoutDone, stderrDone]);
+      return result;
+    })();
+    return stopped;
+  };
+
+  if (url === undefined) {
+    const result = await stop();
+    throw new Error(
+      `the server exited (code ${result.code}) without printing its URL\n` +
+        `stdout: ${stdoutText}\nstderr: ${stderrText}`,
+    );
+  }
+  const base = url;
+  return {
+    url: base,
+    at: (path) => new URL(path, base).href,
+    stderr: () => stderrText,
+    kill: (signal = "SIGTERM") => child.kill(signal),
+    status,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+    },
+  };
+}
+
+function withoutDagstreamVariables(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("DAGSTREAM_")),
+  );
+}
+
+/** Headers of a JSON request body, with an optional `Accept`. */
+export function jsonHeaders(accept?: string, extra: Record<string, string> = {}): HeadersInit {
+  const headers: Record<string, string> = { "Content-Type": "application/json", ...extra };
+  if (accept !== undefined) headers.Accept = accept;
+  return headers;
+}
+
+/** POSTs a DAG as JSON to `url`. */
+export function postDag(
+  url: string,
+  dag: DAGStructure | unknown,
+  accept?: string,
+  extra: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: jsonHeaders(accept, extra),
+    body: JSON.stringify(dag),
+  });
+}
+
+/** A DAG of `n` independent `mock:echo` tasks `t1..tn`. */
+export function echoDag(n: number, payload: Record<string, unknown> = {}): DAGStructure {
+  return {
+    tasks: Array.from({ length: n }, (_, i) => ({
+      id: `t${i + 1}`,
+      tool: "mock:echo",
+      arguments: { i: i + 1, ...payload },
+    })),
+  };
+}
+
+/** A one-task DAG that waits `ms` (long enough to hold a run open until cancelled). */
+export function holdDag(ms = 60_000): DAGStructure {
+  return { tasks: [{ id: "hold", tool: "mock:delay", arguments: { ms } }] };
+}
+
+/** Polls `GET /runs/<id>` until the run is no longer running. */
+export async function waitForRunEnd(
+  server: ServerProcess,
+  runId: string,
+  init: RequestInit = {},
+): Promise<{ runId: string; status: string; result?: Record<string, unknown> }> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const response = await fetch(server.at(`/runs/${runId}`), init);
+    const body = await response.json();
+    if (response.status !== 200) throw new Error(`GET /runs/${runId}: ${response.status}`);
+    if (body.status !== "running") return body;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`run ${runId} did not end`);
+}
+
+/**
+ * Checks an RFC 9457 problem answer: the status, `application/problem+json`,
+ * `status` in the body equal to the HTTP status, the standard members, and
+ * no stack trace. Returns the parsed body.
+ */
+export async function assertProblem(
+  response: Response,
+  status: number,
+): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  assert.equal(response.status, status, `expected ${status}, got ${response.status}: ${text}`);
+  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  const body = JSON.parse(text);
+  assert.equal(body.status, status);
+  assert.equal(typeof body.type, "string");
+  assert.equal(typeof body.title, "string");
+  assert.equal(typeof body.detail, "string");
+  assert.ok(!("stack" in body), "a problem has no stack member");
+  assert.doesNotMatch(text, /\bat \S+ \(|\.ts:\d+:\d+|file:\/\//, "no stack trace in a problem");
+  return body;
+}
+
+/** A raw HTTP/1.1 answer: status, headers (lower-case names) and body text. */
+export interface RawResponse {
+  status: number;
+  headers: Map<string, string>;
+  body: string;
+}
+
+/**
+ * Sends one hand-written HTTP/1.1 request (`Connection: close`), for what
+ * `fetch` cannot send: no `Accept` header, no `Content-Type` header.
+ */
+export async function rawRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: Uint8Array,
+): Promise<RawResponse> {
+  const { hostname, port, pathname, search } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  const lines = [`${method} ${pathname}${search} HTTP/1.1`, `Host: ${hostname}:${port}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  if (body !== undefined) lines.push(`Content-Length: ${body.byteLength}`);
+  lines.push("Connection: close", "", "");
+  const head = new TextEncoder().encode(lines.join("\r\n"));
+  const request = new Uint8Array(head.byteLength + (body?.byteLength ?? 0));
+  request.set(head);
+  if (body !== undefined) request.set(body, head.byteLength);
+  const writer = conn.writable.getWriter();
+  await writer.write(request);
+  writer.releaseLock();
+  const text = await new Response(conn.readable).text();
+  const split = text.indexOf("\r\n\r\n");
+  const [statusLine, ...headerLines] = text.slice(0, split).split("\r\n");
+  const map = new Map<string, string>();
+  for (const line of headerLines) {
+    const colon = line.indexOf(":");
+    map.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  let rest = text.slice(split + 4);
+  if (map.get("transfer-encoding") === "chunked") rest = dechunk(rest);
+  return { status: Number(statusLine.split(" ")[1]), headers: map, body: rest };
+}
+
+function dechunk(text: string): string {
+  let out = "";
+  let at = 0;
+  while (at < text.length) {
+    const eol = text.indexOf("\r\n", at);
+    const size = parseInt(text.slice(at, eol), 16);
+    if (!(size > 0)) break;
+    out += text.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+  return out;
+}
