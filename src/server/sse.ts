@@ -8,6 +8,7 @@
  */
 
 import type { SSEEvent } from "../dag/events.ts";
+import { describeError } from "../dag/errors.ts";
 
 /** Default cap on an event's `data` in bytes (64 KiB). */
 export const DEFAULT_MAX_EVENT_PAYLOAD_BYTES = 64 * 1024;
@@ -95,7 +96,24 @@ export function utf8Length(text: string): number {
  * never split a character and fill the room there is.
  */
 export function eventDataJson(event: SSEEvent, maxBytes = DEFAULT_MAX_EVENT_PAYLOAD_BYTES): string {
-  const json = JSON.stringify(event.data);
+  let json: string;
+  try {
+    json = JSON.stringify(event.data);
+  } catch (error) {
+    // The executor checked the output, but a `toJSON` or getter may throw
+    // (or meet a cycle) the next time: the event says so instead of
+    // breaking the stream.
+    if (event.type !== "task_complete") throw error;
+    const { output: _, ...rest } = event.data;
+    return eventDataJson({
+      type: "task_complete",
+      data: {
+        ...rest,
+        status: "error",
+        error: `output is not JSON-serialisable: ${describeError(error)}`,
+      },
+    }, maxBytes);
+  }
   // A UTF-16 code unit takes at most 3 UTF-8 bytes: short text needs no count.
   if (json.length * 3 <= maxBytes || event.type !== "task_complete") return json;
   if (utf8Length(json) <= maxBytes) return json;
