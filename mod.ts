@@ -32,6 +32,7 @@ export type {
   TaskResult,
   ToolContext,
   ToolExecutor,
+  ToolProgress,
 } from "./src/dag/types.ts";
 export {
   DEFAULT_TASK_TIMEOUT,
@@ -65,6 +66,7 @@ export type {
   SSEEvent,
   SSEEventType,
   TaskCompleteEvent,
+  TaskProgressEvent,
   TaskStartEvent,
 } from "./src/dag/events.ts";
 export { errorEvent, SSE_EVENT_TYPES } from "./src/dag/events.ts";
@@ -105,9 +107,12 @@ export {
 export { type Run, RunRegistry, type RunSettings, type RunStatus } from "./src/server/runs.ts";
 export { type LogRead, RunLog } from "./src/server/run-log.ts";
 export {
+  combineToolRegistries,
   createToolRegistry,
+  type ManagedToolRegistry,
   type ToolDefinition,
   type ToolInfo,
   type ToolRegistry,
+  type ToolServerHealth,
 } from "./src/tools/registry.ts";
 export { builtinTools, DEFAULT_DELAY_MS, sleep } from "./src/tools/builtin.ts";

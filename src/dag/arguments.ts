@@ -104,7 +104,16 @@ function resolveValue(value: unknown, lookup: (taskId: string) => unknown): unkn
   if (Array.isArray(value)) return value.map((item) => resolveValue(item, lookup));
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    out[key] = resolveValue((value as Record<string, unknown>)[key], lookup);
+    const resolved = resolveValue((value as Record<string, unknown>)[key], lookup);
+    // Assigning "__proto__" would set the copy's prototype: keep it an own key.
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, {
+        value: resolved,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else out[key] = resolved;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * The four events a streamed run emits, as they travel over Server-Sent
+ * The events a streamed run emits, as they travel over Server-Sent
  * Events. Payloads follow the reference design; fields may be added in
  * later versions, none are removed or renamed.
  *
@@ -57,6 +57,32 @@ export interface TaskCompleteEvent {
   };
 }
 
+/**
+ * A running task reported progress (additive event: clients that do not
+ * know it ignore it). Only tools that report progress produce it, between
+ * their task's `task_start` and `task_complete`; reports may be dropped
+ * while the event consumer is applying backpressure.
+ */
+export interface TaskProgressEvent {
+  /** Event name on the wire. */
+  type: "task_progress";
+  /** Payload. */
+  data: {
+    /** Id of the task. */
+    taskId: string;
+    /** Tool the task calls. */
+    tool: string;
+    /** Progress so far, in the tool's unit. */
+    progress: number;
+    /** The value `progress` reaches when done, when the tool knows it. */
+    total?: number;
+    /** The tool's description of the current step, when it gave one. */
+    message?: string;
+    /** When the report arrived, ISO 8601. */
+    timestamp: string;
+  };
+}
+
 /** The run is over: always the last event of a successful stream. */
 export interface ExecutionCompleteEvent {
   /** Event name on the wire. */
@@ -109,21 +135,28 @@ export interface ErrorEvent {
  *   switch (event.type) {
  *     case "task_start": return `start ${event.data.taskId}`;
  *     case "task_complete": return `${event.data.status} ${event.data.taskId}`;
+ *     case "task_progress": return `${event.data.taskId}: ${event.data.progress}/${event.data.total ?? "?"}`;
  *     case "execution_complete": return `done: ${event.data.successCount}/${event.data.totalTasks}`;
  *     case "error": return `error: ${event.data.error}`;
  *   }
  * }
  * ```
  */
-export type SSEEvent = TaskStartEvent | TaskCompleteEvent | ExecutionCompleteEvent | ErrorEvent;
+export type SSEEvent =
+  | TaskStartEvent
+  | TaskCompleteEvent
+  | TaskProgressEvent
+  | ExecutionCompleteEvent
+  | ErrorEvent;
 
 /** The event names of {@linkcode SSEEvent}. */
 export type SSEEventType = SSEEvent["type"];
 
-/** The four event names, in no particular order. */
+/** The event names, in no particular order (`task_progress` is the additive one). */
 export const SSE_EVENT_TYPES: readonly SSEEventType[] = [
   "task_start",
   "task_complete",
+  "task_progress",
   "execution_complete",
   "error",
 ];

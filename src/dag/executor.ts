@@ -16,7 +16,9 @@ import type {
   Task,
   TaskError,
   TaskResult,
+  ToolContext,
   ToolExecutor,
+  ToolProgress,
 } from "./types.ts";
 import { prepareDAG, type PreparedDAG } from "./validate.ts";
 import { resolveArguments } from "./arguments.ts";
@@ -105,6 +107,9 @@ export class ParallelExecutor {
     const tasks = prepared.tasks;
     const previous = new Map<string, TaskResult>();
     const verbose = this.config.verbose;
+    const onProgress = hooks?.onTaskProgress;
+    // Which tasks have ended: progress reported after that is dropped.
+    const ended = onProgress === undefined ? undefined : new Uint8Array(tasks.length);
     const results = await runSchedule(prepared, {
       scheduling: this.config.scheduling,
       maxConcurrency: this.config.maxConcurrency,
@@ -113,9 +118,16 @@ export class ParallelExecutor {
       hooks,
       runTask: (i, taskSignal) => {
         if (verbose) console.error(`[dagstream] start ${tasks[i].id} (${tasks[i].tool})`);
-        return this.executeTask(tasks[i], previous, taskSignal);
+        if (onProgress === undefined) return this.executeTask(tasks[i], previous, taskSignal);
+        return this.executeTask(tasks[i], previous, taskSignal, (update) => {
+          if (ended![i] === 0 && !taskSignal.aborted) {
+            const checked = checkProgress(update);
+            if (checked !== undefined) onProgress.call(hooks, i, checked);
+          }
+        });
       },
       onSettle: (i, result) => {
+        if (ended !== undefined) ended[i] = 1;
         previous.set(tasks[i].id, result);
         if (verbose) console.error(`[dagstream] ${result.status} ${tasks[i].id}`);
       },
@@ -139,18 +151,23 @@ export class ParallelExecutor {
    * calls the tool. Always resolves; a failure is a result with
    * `status: "error"`. The scheduler ends the task early, whatever this
    * method is doing, when `signal` aborts (timeout or cancellation).
+   * `progress`, when given, is handed to the tool as `ctx.progress`.
    */
   protected async executeTask(
     task: Task,
     previous: Map<string, TaskResult>,
     signal: AbortSignal,
+    progress?: (update: ToolProgress) => void,
   ): Promise<TaskResult> {
     const started = performance.now();
     try {
       const args = task.arguments === undefined
         ? {}
         : resolveArguments(task.arguments, (id) => previous.get(id)?.output);
-      const output = await this.toolExecutor(task.tool, args, { signal, taskId: task.id });
+      const ctx: ToolContext = progress === undefined
+        ? { signal, taskId: task.id }
+        : { signal, taskId: task.id, progress };
+      const output = await this.toolExecutor(task.tool, args, ctx);
       checkSerialisable(output);
       return {
         taskId: task.id,
@@ -189,6 +206,17 @@ export class ParallelExecutor {
       parallelizationLayers: result.parallelizationLayers,
     };
   }
+}
+
+/** A well-formed copy of a progress report, or undefined for a malformed one. */
+function checkProgress(update: ToolProgress): ToolProgress | undefined {
+  if (update === null || typeof update !== "object") return undefined;
+  const { progress, total, message } = update;
+  if (typeof progress !== "number" || !Number.isFinite(progress)) return undefined;
+  const checked: ToolProgress = { progress };
+  if (typeof total === "number" && Number.isFinite(total)) checked.total = total;
+  if (typeof message === "string") checked.message = message;
+  return checked;
 }
 
 function checkSerialisable(output: unknown): void {

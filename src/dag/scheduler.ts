@@ -11,7 +11,7 @@
  */
 
 import type { PreparedDAG } from "./validate.ts";
-import type { SchedulingMode, TaskResult } from "./types.ts";
+import type { SchedulingMode, TaskResult, ToolProgress } from "./types.ts";
 import { MinIndexHeap } from "./min-index-heap.ts";
 import { type Deadline, DeadlineQueue } from "./deadlines.ts";
 import { describeError } from "./errors.ts";
@@ -22,6 +22,11 @@ export interface RunHooks {
   onTaskStart(index: number): Promise<void> | void;
   /** A task has ended, whether it ran or not. */
   onTaskComplete(index: number, result: TaskResult): Promise<void> | void;
+  /**
+   * A running task's tool reported progress (never after the task ended).
+   * Called by the executor, not the scheduler; the run does not wait for it.
+   */
+  onTaskProgress?(index: number, update: ToolProgress): void;
 }
 
 /** What {@linkcode runSchedule} needs. */

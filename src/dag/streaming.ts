@@ -7,16 +7,23 @@
  */
 
 import { ParallelExecutor } from "./executor.ts";
-import type { DAGExecutionResult, DAGStructure, ExecuteOptions, TaskResult } from "./types.ts";
+import type {
+  DAGExecutionResult,
+  DAGStructure,
+  ExecuteOptions,
+  TaskResult,
+  ToolProgress,
+} from "./types.ts";
 import { prepareDAG, type PreparedDAG } from "./validate.ts";
 import { BufferedEventStream, type BufferedStreamConfig } from "./buffered-stream.ts";
-import { errorEvent, type SSEEvent } from "./events.ts";
+import { errorEvent, type SSEEvent, type TaskProgressEvent } from "./events.ts";
 import { describeError } from "./errors.ts";
 
 /**
  * Runs a DAG and streams its events: one `task_start` when a task really
  * starts (after it gets its concurrency slot), one `task_complete` when it
- * ends (also for skipped and cancelled tasks), and exactly one
+ * ends (also for skipped and cancelled tasks), `task_progress` in between
+ * when a tool reports progress through `ctx.progress`, and exactly one
  * `execution_complete`, last. Scheduling and results are those of
  * {@linkcode ParallelExecutor.execute}.
  *
@@ -56,25 +63,30 @@ export class StreamingExecutor extends ParallelExecutor {
       await writer.abort(error).catch(() => {});
       throw error;
     }
-    // A downstream that errors (its writer's `closed` rejects) cancels the
-    // run at once, rather than when the next event is written: tools that
-    // are running would otherwise go on until they end or time out.
-    const downstreamFailed = new AbortController();
-    writer.closed.catch((error) => downstreamFailed.abort(error));
-    const signal = options.signal === undefined
-      ? downstreamFailed.signal
-      : AbortSignal.any([options.signal, downstreamFailed.signal]);
+    // The run stops when options.signal aborts, and also at once when the
+    // downstream errors (its writer's `closed` rejects), rather than when
+    // the next event is written: tools that are running would otherwise go
+    // on until they end or time out. (One controller and a listener cost
+    // less than `AbortSignal.any`, which matters for small, frequent runs.)
+    const stop = new AbortController();
+    const outer = options.signal;
+    const onOuterAbort = () => stop.abort(outer!.reason);
+    if (outer?.aborted) stop.abort(outer.reason);
+    else outer?.addEventListener("abort", onOuterAbort, { once: true });
+    writer.closed.catch((error) => stop.abort(error));
     let result: DAGExecutionResult;
     try {
       // While the buffer has room the run goes on without a promise per event.
       result = await this.executeWithEventSink(
         dag,
         (event) => buffer.tryWrite(event) ? undefined : buffer.write(event),
-        { signal },
+        { signal: stop.signal },
       );
     } catch (error) {
       await buffer.close().catch(() => buffer.abort(error));
       throw error;
+    } finally {
+      outer?.removeEventListener("abort", onOuterAbort);
     }
     await buffer.close();
     return result;
@@ -117,10 +129,29 @@ export class StreamingExecutor extends ParallelExecutor {
       await offer(sink, errorEvent(describeError(error), { code: "invalid_dag" }));
       throw error;
     }
+    // Progress is informational: while the consumer has not taken the last
+    // progress event, further reports are dropped rather than queued, so a
+    // chatty tool can never hold memory or the run back.
+    let progressPending = false;
+    const progressTaken = () => {
+      progressPending = false;
+    };
     try {
       const result = await this.runPrepared(prepared, options.signal, {
         onTaskStart: (i) => sink(taskStartEvent(prepared, i)),
         onTaskComplete: (i, r) => sink(taskCompleteEvent(prepared, i, r)),
+        onTaskProgress: (i, update) => {
+          if (progressPending) return;
+          try {
+            const pending = sink(taskProgressEvent(prepared, i, update));
+            if (pending) {
+              progressPending = true;
+              pending.then(progressTaken, progressTaken);
+            }
+          } catch {
+            // A failing sink fails the run at its next start or complete event.
+          }
+        },
       });
       await sink({
         type: "execution_complete",
@@ -173,6 +204,26 @@ function taskStartEvent(dag: PreparedDAG, i: number): SSEEvent {
     type: "task_start",
     data: { taskId: task.id, tool: task.tool, timestamp: isoNow() },
   };
+}
+
+/** Longest progress `message` carried by a `task_progress` event, in UTF-16 units. */
+const MAX_PROGRESS_MESSAGE = 1024;
+
+function taskProgressEvent(dag: PreparedDAG, i: number, update: ToolProgress): SSEEvent {
+  const task = dag.tasks[i];
+  const data: TaskProgressEvent["data"] = {
+    taskId: task.id,
+    tool: task.tool,
+    progress: update.progress,
+    timestamp: isoNow(),
+  };
+  if (update.total !== undefined) data.total = update.total;
+  if (update.message !== undefined) {
+    data.message = update.message.length > MAX_PROGRESS_MESSAGE
+      ? `${update.message.slice(0, MAX_PROGRESS_MESSAGE)}…`
+      : update.message;
+  }
+  return { type: "task_progress", data };
 }
 
 function taskCompleteEvent(dag: PreparedDAG, i: number, result: TaskResult): SSEEvent {

@@ -27,12 +27,29 @@ export interface DAGStructure {
   tasks: Task[];
 }
 
+/** How far a running tool call has got, as it reports it. */
+export interface ToolProgress {
+  /** Progress so far; increases with each report (its unit is the tool's). */
+  progress: number;
+  /** The value `progress` reaches when the work is done, when known. */
+  total?: number;
+  /** A short human-readable description of the current step. */
+  message?: string;
+}
+
 /** What a tool call is given besides its arguments. */
 export interface ToolContext {
   /** Aborted when the task times out or the run is cancelled. */
   signal: AbortSignal;
   /** Id of the task this call belongs to. */
   taskId: string;
+  /**
+   * Reports progress of the call. Present when someone listens (a streamed
+   * run emits each report as a `task_progress` event); reports after the
+   * task ended are ignored. Optional for tools to call, and optional in the
+   * context: tools must not rely on it.
+   */
+  progress?: (update: ToolProgress) => void;
 }
 
 /**

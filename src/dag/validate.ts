@@ -40,6 +40,11 @@ export interface ValidateOptions {
   maxTasks?: number;
   /** When given, a task naming a tool for which this returns false is an error. */
   isKnownTool?: (tool: string) => boolean;
+  /**
+   * The message for a tool `isKnownTool` refused, e.g. which server lacks
+   * it. Default, and when this returns undefined: `unknown tool "<name>"`.
+   */
+  unknownToolMessage?: (tool: string) => string | undefined;
 }
 
 /** A DAG that passed validation, with its graph and layers worked out. */
@@ -82,15 +87,22 @@ export const dagJsonSchema: Record<string, unknown> = z.toJSONSchema(dagSchema, 
   target: "draft-2020-12",
 }) as Record<string, unknown>;
 
-/** Formats a path of keys and indices as `tasks[2].dependsOn[0]`. */
+/**
+ * Formats a path of keys and indices as `tasks[2].dependsOn[0]`. A key that
+ * is not an identifier is quoted, `tasks[0]["a.b"]`, so every path names
+ * one place (an unknown field `""` or `"x.y"` included).
+ */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const key of path) {
     if (typeof key === "number") out += `[${key}]`;
+    else if (typeof key === "string" && !IDENTIFIER.test(key)) out += `[${JSON.stringify(key)}]`;
     else out += out === "" ? String(key) : `.${String(key)}`;
   }
   return out === "" ? "(root)" : out;
 }
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /**
  * Validates untrusted input as a DAG and prepares it for execution.
@@ -138,6 +150,13 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
         ? "depends_on"
         : "dependsOn";
       const task = normaliseTask(entry, i, issues);
+      // zod copies a record key by key, and a `"__proto__"` key (an own
+      // property in parsed JSON) would become the copy's prototype: keep the
+      // input's own object, which zod found to be a plain record.
+      const own = (raw as { arguments?: unknown }[])[i]?.arguments;
+      if (task.arguments !== undefined && typeof own === "object" && own !== null) {
+        task.arguments = own as Record<string, unknown>;
+      }
       tasks[i] = task;
       id = task.id;
     } else id = (raw as { id?: unknown }[])[i]?.id;
@@ -182,7 +201,10 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
     }
     deps[i] = own;
     if (options.isKnownTool && !options.isKnownTool(task.tool)) {
-      issues.push({ path: `tasks[${i}].tool`, message: `unknown tool "${task.tool}"` });
+      issues.push({
+        path: `tasks[${i}].tool`,
+        message: options.unknownToolMessage?.(task.tool) ?? `unknown tool "${task.tool}"`,
+      });
     }
   }
   if (issues.length > 0) return fail(issues);

@@ -10,7 +10,7 @@ import Negotiator from "negotiator";
 import { timingSafeEqual } from "node:crypto";
 import denoJson from "../../deno.json" with { type: "json" };
 import { validateDAG } from "../dag/validate.ts";
-import { createToolRegistry, type ToolRegistry } from "../tools/registry.ts";
+import { combineToolRegistries, createToolRegistry, type ToolRegistry } from "../tools/registry.ts";
 import { builtinTools } from "../tools/builtin.ts";
 import {
   defaultRunLogBytes,
@@ -22,7 +22,7 @@ import {
 import { problemResponse } from "./problem.ts";
 import { readJsonBody } from "./json-body.ts";
 import { negotiateResponse } from "./negotiate.ts";
-import { type Run, RunRegistry } from "./runs.ts";
+import { type Run, RunRegistry, withSerialisableOutputs } from "./runs.ts";
 import { outOfLogErrorFrame, runEventStream } from "./run-stream.ts";
 import { SSE_HEADERS, type SSEBody } from "./sse.ts";
 
@@ -35,7 +35,8 @@ export interface DagstreamApp {
   handle(request: Request): Promise<Response>;
   /**
    * Stops taking work: open streams get an `error` event and close, active
-   * runs are cancelled; resolves once they are over.
+   * runs are cancelled, then MCP servers are closed (their processes end);
+   * resolves once all that is over.
    */
   shutdown(): Promise<void>;
   /** The runs of this app. */
@@ -66,12 +67,16 @@ interface Route {
  * ```
  */
 export function createApp(options: ServerConfig = {}): DagstreamApp {
-  const config: ResolvedServerConfig = {
+  const base: ResolvedServerConfig = {
     ...SERVER_DEFAULTS,
     tools: createToolRegistry({ ...builtinTools }),
     log: logToStderr,
     ...withoutUndefined(options),
   };
+  const mcp = base.mcp;
+  const config: ResolvedServerConfig = mcp === undefined
+    ? base
+    : { ...base, tools: combineToolRegistries(base.tools, mcp) };
   const { tools, log } = config;
   const started = performance.now();
   const openStreams = new Set<SSEBody>();
@@ -87,6 +92,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     maxRunLogBytes: options.maxRunLogBytes ??
       defaultRunLogBytes(config.maxTasks, config.maxEventPayloadBytes),
     maxEventPayloadBytes: config.maxEventPayloadBytes,
+    maxRunOutputBytes: config.maxRunOutputBytes,
     maxActiveRuns: config.maxActiveRuns,
     maxRuns: config.maxRuns,
     runTtlSeconds: config.runTtlSeconds,
@@ -107,7 +113,11 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     if (shuttingDown) return unavailable("the server is shutting down");
     const body = await readJsonBody(request, config.maxBodyBytes);
     if (body instanceof Response) return body;
-    const checked = validateDAG(body.value, { maxTasks: config.maxTasks, isKnownTool: tools.has });
+    const checked = validateDAG(body.value, {
+      maxTasks: config.maxTasks,
+      isKnownTool: tools.has,
+      unknownToolMessage: tools.explainUnknown,
+    });
     if (!checked.ok) {
       const n = checked.issues.length;
       return problemResponse(422, `the DAG is invalid (${n} problem${n === 1 ? "" : "s"})`, {
@@ -234,6 +244,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
             version: VERSION,
             uptimeSeconds: Math.floor((performance.now() - started) / 1000),
             activeRuns: runs.activeCount,
+            ...(mcp === undefined ? {} : { mcpServers: mcp.health() }),
           }),
       },
     },
@@ -315,22 +326,33 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     return response;
   }
 
-  async function shutdown(): Promise<void> {
-    if (shuttingDown) return runs.idle();
-    shuttingDown = true;
-    for (const body of openStreams) {
-      body.push(outOfLogErrorFrame("the server is shutting down", { code: "shutdown" }));
-      body.close();
-    }
-    runs.cancelAll("server shutting down");
-    await runs.idle();
+  let stopped: Promise<void> | undefined;
+  function shutdown(): Promise<void> {
+    stopped ??= (async () => {
+      shuttingDown = true;
+      for (const body of openStreams) {
+        body.push(outOfLogErrorFrame("the server is shutting down", { code: "shutdown" }));
+        body.close();
+      }
+      runs.cancelAll("server shutting down");
+      await runs.idle();
+      // The runs are over: nothing calls the MCP servers any more.
+      await mcp?.close();
+    })();
+    return stopped;
   }
 
   return { handle, shutdown, runs, tools, config };
 }
 
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
+  let text: string;
+  try {
+    text = JSON.stringify(body);
+  } catch {
+    text = JSON.stringify(withSerialisableOutputs(body));
+  }
+  return new Response(text, {
     status,
     headers: { "Content-Type": "application/json", ...headers },
   });

@@ -5,7 +5,7 @@
  */
 
 import type { SchedulingMode } from "../dag/types.ts";
-import type { ToolRegistry } from "../tools/registry.ts";
+import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
 
 /** Settings of {@linkcode createApp}; every field has a default. */
 export interface ServerConfig {
@@ -41,16 +41,29 @@ export interface ServerConfig {
   retryMs?: number;
   /** Cap on a `task_complete` event's data, in bytes. Default 65536. */
   maxEventPayloadBytes?: number;
+  /**
+   * Most bytes of JSON a run's tool arguments and outputs may total; past
+   * it, tool calls of that run fail ("too large"). Bounds what `$OUTPUT`
+   * references can blow up to. Default 64 MiB.
+   */
+  maxRunOutputBytes?: number;
   /** The tools runs may call. Default: the built-in mock tools. */
   tools?: ToolRegistry;
+  /**
+   * Tools served by other processes (MCP servers, see `src/tools/mcp.ts`),
+   * offered in addition to `tools`. `/health` reports each server's state
+   * under `mcpServers`, and `shutdown()` closes them (their child processes
+   * end). None when unset.
+   */
+  mcp?: ManagedToolRegistry;
   /** Where structured log records go. Default: one JSON line each on stderr. */
   log?: (record: Record<string, unknown>) => void;
 }
 
 /** A {@linkcode ServerConfig} with every default filled in. */
 export type ResolvedServerConfig =
-  & Required<Omit<ServerConfig, "token" | "corsOrigin" | "maxConcurrency">>
-  & Pick<ServerConfig, "token" | "corsOrigin" | "maxConcurrency">;
+  & Required<Omit<ServerConfig, "token" | "corsOrigin" | "maxConcurrency" | "mcp">>
+  & Pick<ServerConfig, "token" | "corsOrigin" | "maxConcurrency" | "mcp">;
 
 /** The defaults of {@linkcode ServerConfig}. */
 export const SERVER_DEFAULTS = {
@@ -65,6 +78,7 @@ export const SERVER_DEFAULTS = {
   heartbeatMs: 15_000,
   retryMs: 2000,
   maxEventPayloadBytes: 64 * 1024,
+  maxRunOutputBytes: 64 * 1024 * 1024,
 } as const;
 
 /**

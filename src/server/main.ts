@@ -5,8 +5,17 @@
  */
 
 import { parseArgs } from "node:util";
-import { createApp, VERSION } from "./app.ts";
-import type { ServerConfig } from "./config.ts";
+import { createApp, type DagstreamApp, VERSION } from "./app.ts";
+import { logToStderr, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
+import type { ManagedToolRegistry } from "../tools/registry.ts";
+import {
+  denoServeCommand,
+  loadMcpConfig,
+  type McpConfig,
+  McpConfigError,
+  type McpPermissions,
+  mcpPermissions,
+} from "../tools/mcp-config.ts";
 
 const HELP = `dagstream ${VERSION} — run DAGs of tool calls and stream their progress as SSE
 
@@ -29,6 +38,10 @@ Flags (each also read from the environment variable shown):
   --heartbeat-ms MS           keep-alive comment when a stream is idle (DAGSTREAM_HEARTBEAT_MS) [15000]
   --retry-ms MS               retry: announced to SSE clients (DAGSTREAM_RETRY_MS) [2000]
   --max-event-payload-bytes N cap on one event's data (DAGSTREAM_MAX_EVENT_PAYLOAD_BYTES) [65536]
+  --max-run-output-bytes N    JSON of a run's tool arguments and outputs (DAGSTREAM_MAX_RUN_OUTPUT_BYTES) [67108864]
+  --mcp-config FILE           MCP servers whose tools runs may call, as <server>:<tool>: an
+                              { "mcpServers": … } file (DAGSTREAM_MCP_CONFIG) [none]; needs more
+                              permissions: use \`deno task serve:mcp\` (see docs/OPERATIONS.md)
   -h, --help                  show this help
   --version                   show the version
 `;
@@ -46,6 +59,7 @@ const NUMERIC = {
   "heartbeat-ms": { min: 0, max: 2147483647 },
   "retry-ms": { min: 0, max: 2147483647 },
   "max-event-payload-bytes": { min: 1024, max: Number.MAX_SAFE_INTEGER },
+  "max-run-output-bytes": { min: 1, max: Number.MAX_SAFE_INTEGER },
 } as const;
 
 type NumericFlag = keyof typeof NUMERIC;
@@ -61,6 +75,8 @@ export interface CommandLine {
   port: number;
   /** Everything else. */
   config: ServerConfig;
+  /** `--mcp-config`: path of an `mcpServers` configuration file. */
+  mcpConfig?: string;
   /** `--help` or `--version` was given: print this and exit. */
   print?: string;
 }
@@ -74,7 +90,14 @@ export function parseCommandLine(
   args: string[],
   env: (name: string) => string | undefined,
 ): CommandLine {
-  const stringFlags = ["host", "token", "cors-origin", "scheduling", ...Object.keys(NUMERIC)];
+  const stringFlags = [
+    "host",
+    "token",
+    "cors-origin",
+    "scheduling",
+    "mcp-config",
+    ...Object.keys(NUMERIC),
+  ];
   let parsed;
   try {
     parsed = parseArgs({
@@ -115,6 +138,7 @@ export function parseCommandLine(
   return {
     host: get("host") ?? "127.0.0.1",
     port: num("port") ?? 8000,
+    mcpConfig: get("mcp-config") || undefined,
     config: {
       token: get("token") || undefined,
       corsOrigin: get("cors-origin") || undefined,
@@ -130,6 +154,7 @@ export function parseCommandLine(
       heartbeatMs: num("heartbeat-ms"),
       retryMs: num("retry-ms"),
       maxEventPayloadBytes: num("max-event-payload-bytes"),
+      maxRunOutputBytes: num("max-run-output-bytes"),
     },
   };
 }
@@ -156,25 +181,34 @@ async function main(): Promise<void> {
     console.log(commandLine.print.trimEnd());
     return;
   }
-  const app = createApp(commandLine.config);
-  // Signal handlers go in before the server announces itself, so a signal
-  // sent as soon as "Listening on" appears is always handled. (A handler
-  // runs in a later turn, once `server` below is set.)
+  // Signal handlers go in before anything starts (MCP servers included), so
+  // a signal sent at any time is handled, and before the server announces
+  // itself, so one sent as soon as "Listening on" appears is too.
+  // What stop() must stop, as it comes to exist.
+  const running: { mcp?: ManagedToolRegistry; app?: DagstreamApp; server?: Deno.HttpServer } = {};
   let stopping = false;
   const stop = async (signal: Deno.Signal) => {
     if (stopping) return;
     stopping = true;
     console.error(JSON.stringify({ time: new Date().toISOString(), msg: "shutdown", signal }));
     const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
-    await app.shutdown();
-    await server.shutdown();
+    if (running.app !== undefined) await running.app.shutdown();
+    else await running.mcp?.close(); // stopped while MCP servers were starting
+    await running.server?.shutdown();
     clearTimeout(deadline);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
   }
-  const server = Deno.serve({
+  if (commandLine.mcpConfig !== undefined) {
+    await startMcp(commandLine.mcpConfig, commandLine.config.taskTimeout, (source) => {
+      running.mcp = source; // from now on, stop() closes it
+    });
+    if (stopping) return; // a signal came while the servers started: stop() closed them
+  }
+  const app = running.app = createApp({ ...commandLine.config, mcp: running.mcp });
+  const server = running.server = Deno.serve({
     hostname: commandLine.host,
     port: commandLine.port,
     onListen({ hostname, port }) {
@@ -183,6 +217,90 @@ async function main(): Promise<void> {
     },
   }, (request) => app.handle(request));
   await server.finished;
+}
+
+/**
+ * Reads the MCP configuration, checks that the process may do what it asks
+ * (exits with status 2 and the exact flags otherwise), and connects to
+ * every server. A server that cannot start is logged and left `down` (and
+ * retried); the others serve their tools.
+ */
+async function startMcp(
+  path: string,
+  taskTimeout: number | undefined,
+  created: (source: ManagedToolRegistry) => void,
+): Promise<void> {
+  const fail = (message: string): never => {
+    console.error(`dagstream: ${message}`);
+    Deno.exit(2);
+  };
+  let config: McpConfig;
+  try {
+    config = await loadMcpConfig(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      return fail(
+        `--mcp-config needs permission to read ${path} (and to run its servers): ` +
+          `start with \`deno task serve:mcp --mcp-config ${path}\`, or see docs/OPERATIONS.md`,
+      );
+    }
+    if (error instanceof McpConfigError) return fail(error.message);
+    throw error;
+  }
+  const permissions = mcpPermissions(config, path);
+  const narrow = denoServeCommand(permissions, Deno.args);
+  const missing = missingPermissions(permissions);
+  if (missing.length > 0) {
+    return fail(
+      `the MCP servers of ${path} need more permissions (${missing.join(", ")}). ` +
+        `The narrowest command that runs them:\n  ${narrow}\n` +
+        `or, with broad permissions: deno task serve:mcp --mcp-config ${path}`,
+    );
+  }
+  for (const warning of config.warnings) logToStderr({ msg: "mcp config", warning });
+  logToStderr({ msg: "mcp permissions", narrowest: narrow });
+  // Loaded only now: the SDK is not part of a server without MCP servers.
+  const { McpToolSource } = await import("../tools/mcp.ts");
+  const source = new McpToolSource(config, {
+    callTimeoutMs: taskTimeout ?? SERVER_DEFAULTS.taskTimeout,
+    log: logToStderr,
+  });
+  created(source);
+  await source.start();
+  const health = source.health();
+  const names = Object.keys(health);
+  logToStderr({
+    msg: "mcp servers",
+    up: names.filter((n) => health[n].status === "up"),
+    down: names.filter((n) => health[n].status === "down"),
+  });
+}
+
+/** The permissions of `needed` this process lacks, as flags. */
+function missingPermissions(needed: McpPermissions): string[] {
+  const missing: string[] = [];
+  const granted = (descriptor: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(descriptor).state === "granted";
+  for (const path of needed.read) {
+    if (!granted({ name: "read", path })) missing.push(`--allow-read=${path}`);
+  }
+  for (const command of needed.run) {
+    if (!granted({ name: "run", command })) missing.push(`--allow-run=${command}`);
+  }
+  for (const variable of needed.env) {
+    if (!granted({ name: "env", variable })) missing.push(`--allow-env=${variable}`);
+  }
+  for (const host of needed.net) {
+    if (!granted({ name: "net", host })) missing.push(`--allow-net=${host}`);
+  }
+  try {
+    // The SDK's dependencies read a few variables (OSTYPE…) when loaded:
+    // they need --ignore-env (read as unset) or --allow-env.
+    Deno.env.get("OSTYPE");
+  } catch {
+    missing.push("--ignore-env");
+  }
+  return missing;
 }
 
 if (import.meta.main) await main();

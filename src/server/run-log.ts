@@ -28,7 +28,7 @@ export class RunLog {
   #nextSeq = 1;
   #bytes = 0;
   #ended = false;
-  #waiters: (() => void)[] = [];
+  #waiters = new Set<() => void>();
 
   /**
    * Creates an empty log.
@@ -104,10 +104,25 @@ export class RunLog {
     return { kind: "frames", frames: text, lastSeq: cursor + (end - start) };
   }
 
-  /** Resolves on the next append or end. */
-  changed(): Promise<void> {
-    if (this.#ended) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  /**
+   * Resolves on the next append or end, or as soon as `signal` aborts (a
+   * reader that left must not stay queued until the run's next event).
+   */
+  changed(signal?: AbortSignal): Promise<void> {
+    if (this.#ended || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (signal === undefined) {
+        this.#waiters.add(resolve);
+        return;
+      }
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   #dropOldest(): void {
@@ -123,9 +138,9 @@ export class RunLog {
   }
 
   #wake(): void {
-    if (this.#waiters.length === 0) return;
+    if (this.#waiters.size === 0) return;
     const waiters = this.#waiters;
-    this.#waiters = [];
+    this.#waiters = new Set();
     for (const resolve of waiters) resolve();
   }
 }

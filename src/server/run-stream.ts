@@ -49,11 +49,19 @@ export function runEventStream(run: Run, options: RunStreamOptions): SSEBody {
       if (options.cancelRunOnLeave) run.cancel("client disconnected");
     },
   });
-  follow(run, body, options).catch(() => body.close());
+  // Aborted when the body ends (the client left): stops waiting on the log.
+  const left = new AbortController();
+  body.finished.then(() => left.abort());
+  follow(run, body, options, left.signal).catch(() => body.close());
   return body;
 }
 
-async function follow(run: Run, body: SSEBody, options: RunStreamOptions): Promise<void> {
+async function follow(
+  run: Run,
+  body: SSEBody,
+  options: RunStreamOptions,
+  left: AbortSignal,
+): Promise<void> {
   let cursor = options.after;
   while (!body.ended) {
     const read = run.log.read(cursor);
@@ -75,7 +83,7 @@ async function follow(run: Run, body: SSEBody, options: RunStreamOptions): Promi
         body.close();
         return;
       case "wait":
-        await run.log.changed();
+        await run.log.changed(left);
         break;
     }
   }

@@ -14,6 +14,7 @@ import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
 import { RunLog } from "./run-log.ts";
+import { withOutputBudget } from "./output-budget.ts";
 
 /** Where a run is in its life. */
 export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
@@ -26,6 +27,11 @@ export interface RunSettings {
   maxRunLogBytes: number;
   /** Cap on one `task_complete` event's data, in bytes. */
   maxEventPayloadBytes: number;
+  /**
+   * Most bytes of JSON a run's tool arguments and outputs may total (see
+   * `output-budget.ts`). Default unbounded.
+   */
+  maxRunOutputBytes?: number;
   /** Most runs executing at once. */
   maxActiveRuns: number;
   /** Most runs kept, finished ones included. */
@@ -68,7 +74,11 @@ export class Run {
       close: () => log.end(),
       abort: () => log.end(),
     });
-    const executor = new StreamingExecutor(tools, settings.executor);
+    const budget = settings.maxRunOutputBytes;
+    const executor = new StreamingExecutor(
+      budget === undefined ? tools : withOutputBudget(tools, budget),
+      settings.executor,
+    );
     this.done = executor
       .executeWithStreaming(dag, sink, undefined, { signal: this.#controller.signal })
       .then((result) => {
@@ -196,4 +206,34 @@ export class RunRegistry {
       }
     }
   }
+}
+
+/**
+ * `body` (a `DAGExecutionResult`, or a run as `toJSON` gives it) with each
+ * task output replaced by a plain JSON copy, or, for an output that no
+ * longer serialises (a `toJSON` or getter that throws the second time),
+ * by the error saying so. For answering when `JSON.stringify(body)` threw.
+ */
+export function withSerialisableOutputs(body: unknown): unknown {
+  const fix = (result: DAGExecutionResult): DAGExecutionResult => ({
+    ...result,
+    results: result.results.map((r) => {
+      if (r.output === undefined) return r;
+      try {
+        const text = JSON.stringify(r.output);
+        return { ...r, output: text === undefined ? undefined : JSON.parse(text) };
+      } catch (error) {
+        const { output: _, ...rest } = r;
+        return {
+          ...rest,
+          status: "error",
+          error: `output is not JSON-serialisable: ${describeError(error)}`,
+        };
+      }
+    }),
+  });
+  if (typeof body !== "object" || body === null) return body;
+  if (Array.isArray((body as DAGExecutionResult).results)) return fix(body as DAGExecutionResult);
+  const result = (body as { result?: DAGExecutionResult }).result;
+  return result === undefined ? body : { ...body, result: fix(result) };
 }

@@ -25,6 +25,8 @@ export interface ToolInfo {
   description: string;
   /** JSON Schema of its arguments. */
   inputSchema: Record<string, unknown>;
+  /** JSON Schema of its structured output, when the tool declares one. */
+  outputSchema?: Record<string, unknown>;
 }
 
 /** What {@linkcode createToolRegistry} returns. */
@@ -35,6 +37,37 @@ export interface ToolRegistry {
   has(name: string): boolean;
   /** Every tool, sorted by name. */
   list(): ToolInfo[];
+  /**
+   * Why a name is not a tool of this registry, when it can say more than
+   * "unknown tool" (e.g. `MCP server "fs" has no tool "x"`); undefined when
+   * the name is none of its business.
+   */
+  explainUnknown?(name: string): string | undefined;
+}
+
+/** How one server behind a {@linkcode ManagedToolRegistry} is doing, as `/health` shows it. */
+export interface ToolServerHealth {
+  /** `"up"`: connected, its tools can be called; `"down"`: not connected (being retried). */
+  status: "up" | "down";
+  /** How the server is reached: `"stdio"` (a child process) or `"http"` (Streamable HTTP). */
+  transport: "stdio" | "http";
+  /** Number of tools it offers (the last list known, while down). */
+  tools: number;
+  /** Why it is down (or the last failure), when it is. */
+  error?: string;
+  /** Failed connection attempts since it was last up. */
+  reconnectAttempts?: number;
+}
+
+/**
+ * A registry whose tools live in servers of their own (MCP servers): it can
+ * say how each server is doing, and must be closed to stop them.
+ */
+export interface ManagedToolRegistry extends ToolRegistry {
+  /** Each server's state, by server name. */
+  health(): Record<string, ToolServerHealth>;
+  /** Disconnects every server and stops the processes it started. */
+  close(): Promise<void>;
 }
 
 /**
@@ -75,4 +108,55 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
     has: (name) => tools.has(name),
     list: () => listing.map((t) => ({ ...t })),
   };
+}
+
+/**
+ * Merges registries into one: a name is looked up in each registry in turn
+ * and the first that has it runs it. The listing is every registry's
+ * tools, sorted by name (a name listed by several appears once, from the
+ * first). The merged registry follows changes of the registries it merges.
+ *
+ * @example
+ * ```ts
+ * import { combineToolRegistries, createToolRegistry } from "./registry.ts";
+ * import { builtinTools } from "./builtin.ts";
+ * const extra = createToolRegistry({
+ *   "math:double": {
+ *     description: "Doubles x",
+ *     inputSchema: { type: "object", properties: { x: { type: "number" } } },
+ *     run: (args) => 2 * Number(args.x),
+ *   },
+ * });
+ * const tools = combineToolRegistries(createToolRegistry({ ...builtinTools }), extra);
+ * console.log(tools.has("mock:echo"), tools.has("math:double")); // true true
+ * ```
+ */
+export function combineToolRegistries(...registries: ToolRegistry[]): ToolRegistry {
+  const owner = (name: string) => registries.find((r) => r.has(name));
+  return {
+    execute(tool, args, ctx) {
+      const registry = owner(tool);
+      if (registry === undefined) {
+        return Promise.reject(new Error(explain(registries, tool) ?? `unknown tool "${tool}"`));
+      }
+      return registry.execute(tool, args, ctx);
+    },
+    has: (name) => owner(name) !== undefined,
+    list() {
+      const seen = new Map<string, ToolInfo>();
+      for (const registry of registries) {
+        for (const tool of registry.list()) if (!seen.has(tool.name)) seen.set(tool.name, tool);
+      }
+      return [...seen.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    },
+    explainUnknown: (name) => explain(registries, name),
+  };
+}
+
+function explain(registries: ToolRegistry[], name: string): string | undefined {
+  for (const registry of registries) {
+    const message = registry.explainUnknown?.(name);
+    if (message !== undefined) return message;
+  }
+  return undefined;
 }

@@ -20,6 +20,8 @@ export interface ServerProcess {
   readonly url: string;
   /** Resolves `path` (e.g. `/health`) against {@linkcode url}. */
   at(path: string): string;
+  /** The server's process id. */
+  readonly pid: number;
   /** Everything the process wrote on stderr so far (its JSON log lines). */
   stderr(): string;
   /** Sends a signal to the process. */
@@ -32,21 +34,25 @@ export interface ServerProcess {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** The Deno permission flags of `deno task serve`, the default of {@linkcode startServer}. */
+export const SERVE_PERMISSIONS: readonly string[] = ["--allow-net", "--allow-env=DAGSTREAM_*"];
+
 /**
  * Spawns `deno run ... src/server/main.ts --port 0 ...flags` and resolves once
  * it printed `Listening on http://HOST:PORT/`. The child sees no `DAGSTREAM_*`
- * variable of the test runner, only those in `env`.
+ * variable of the test runner, only those in `env`. It runs with the
+ * permissions of `deno task serve` unless `options.permissions` says otherwise.
  */
 export async function startServer(
   flags: string[] = [],
   env: Record<string, string> = {},
+  options: { permissions?: readonly string[] } = {},
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--unstable-no-legacy-abort",
-      "--allow-net",
-      "--allow-env=DAGSTREAM_*",
+      ...(options.permissions ?? SERVE_PERMISSIONS),
       MAIN.pathname,
       "--port",
       "0",
@@ -119,6 +125,7 @@ export async function startServer(
   const base = url;
   return {
     url: base,
+    pid: child.pid,
     at: (path) => new URL(path, base).href,
     stderr: () => stderrText,
     kill: (signal = "SIGTERM") => child.kill(signal),
