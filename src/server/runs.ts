@@ -9,7 +9,6 @@
  */
 
 import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/types.ts";
-import type { SSEEvent } from "../dag/events.ts";
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
@@ -67,20 +66,16 @@ export class Run {
     this.taskCount = dag.tasks.length;
     this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes);
     const log = this.log;
-    const sink = new WritableStream<SSEEvent>({
-      write(event) {
-        log.append(event);
-      },
-      close: () => log.end(),
-      abort: () => log.end(),
-    });
     const budget = settings.maxRunOutputBytes;
     const executor = new StreamingExecutor(
       budget === undefined ? tools : withOutputBudget(tools, budget),
       settings.executor,
     );
     this.done = executor
-      .executeWithStreaming(dag, sink, undefined, { signal: this.#controller.signal })
+      // The log never makes the run wait: each event goes straight into it.
+      .executeWithEventSink(dag, (event) => void log.append(event), {
+        signal: this.#controller.signal,
+      })
       .then((result) => {
         this.result = result;
         if (this.status === "running") {
@@ -137,6 +132,9 @@ export class RunRegistry {
   readonly #settings: RunSettings;
   readonly #runs = new Map<string, Run>();
   readonly #onFinish: ((run: Run) => void) | undefined;
+  /** Finished runs still kept, in the order they ended (from `#finishedHead`). */
+  #finished: Run[] = [];
+  #finishedHead = 0;
   #active = 0;
 
   /**
@@ -166,6 +164,7 @@ export class RunRegistry {
     this.#active++;
     run.done.then(() => {
       this.#active--;
+      this.#finished.push(run);
       this.#onFinish?.(run);
     });
     return run;
@@ -193,17 +192,25 @@ export class RunRegistry {
     await Promise.all([...this.#runs.values()].map((run) => run.done));
   }
 
-  /** Forgets expired finished runs, and the oldest finished ones past `maxRuns - room`. */
+  /**
+   * Forgets expired finished runs, and the oldest finished ones while more
+   * than `maxRuns - room` are kept. Finished runs wait in the order they
+   * ended, so this looks only at the queue's head: O(1) per forgotten run.
+   */
   #prune(room: number): void {
+    const finished = this.#finished;
     const now = performance.now();
     const ttlMs = this.#settings.runTtlSeconds * 1000;
-    let excess = this.#runs.size + room - this.#settings.maxRuns;
-    for (const [id, run] of this.#runs) {
-      if (run.finishedAt === undefined) continue;
-      if (excess > 0 || now - run.finishedAt >= ttlMs) {
-        this.#runs.delete(id);
-        excess--;
-      }
+    while (this.#finishedHead < finished.length) {
+      const run = finished[this.#finishedHead];
+      const excess = this.#runs.size + room > this.#settings.maxRuns;
+      if (!excess && now - run.finishedAt! < ttlMs) break;
+      this.#runs.delete(run.id);
+      finished[this.#finishedHead++] = undefined as unknown as Run;
+    }
+    if (this.#finishedHead > 1024 && this.#finishedHead * 2 > finished.length) {
+      this.#finished = finished.slice(this.#finishedHead);
+      this.#finishedHead = 0;
     }
   }
 }
