@@ -22,6 +22,7 @@ import type {
 } from "./types.ts";
 import { prepareDAG, type PreparedDAG } from "./validate.ts";
 import { resolveArguments } from "./arguments.ts";
+import { SettledResults } from "./settled-results.ts";
 import { type RunHooks, runSchedule } from "./scheduler.ts";
 import { describeError } from "./errors.ts";
 
@@ -105,7 +106,7 @@ export class ParallelExecutor {
   ): Promise<DAGExecutionResult> {
     const started = performance.now();
     const tasks = prepared.tasks;
-    const previous = new Map<string, TaskResult>();
+    const previous = new SettledResults(tasks, prepared.indexOf);
     const verbose = this.config.verbose;
     const onProgress = hooks?.onTaskProgress;
     // Which tasks have ended: progress reported after that is dropped.
@@ -128,7 +129,7 @@ export class ParallelExecutor {
       },
       onSettle: (i, result) => {
         if (ended !== undefined) ended[i] = 1;
-        previous.set(tasks[i].id, result);
+        previous.record(i, result);
         if (verbose) console.error(`[dagstream] ${result.status} ${tasks[i].id}`);
       },
     });
@@ -153,13 +154,22 @@ export class ParallelExecutor {
    * method is doing, when `signal` aborts (timeout or cancellation).
    * `progress`, when given, is handed to the tool as `ctx.progress`.
    */
-  protected async executeTask(
+  protected executeTask(
     task: Task,
     previous: Map<string, TaskResult>,
     signal: AbortSignal,
     progress?: (update: ToolProgress) => void,
   ): Promise<TaskResult> {
+    // Written with then() rather than async/await: one promise less per task
+    // on the hottest path of a run.
     const started = performance.now();
+    const fail = (error: unknown): TaskResult => ({
+      taskId: task.id,
+      status: "error",
+      error: describeError(error),
+      executionTimeMs: performance.now() - started,
+    });
+    let call: Promise<unknown>;
     try {
       const args = task.arguments === undefined
         ? {}
@@ -167,22 +177,23 @@ export class ParallelExecutor {
       const ctx: ToolContext = progress === undefined
         ? { signal, taskId: task.id }
         : { signal, taskId: task.id, progress };
-      const output = await this.toolExecutor(task.tool, args, ctx);
-      checkSerialisable(output);
+      call = Promise.resolve(this.toolExecutor(task.tool, args, ctx));
+    } catch (error) {
+      return Promise.resolve(fail(error));
+    }
+    return call.then((output): TaskResult => {
+      try {
+        checkSerialisable(output);
+      } catch (error) {
+        return fail(error);
+      }
       return {
         taskId: task.id,
         status: "success",
         output,
         executionTimeMs: performance.now() - started,
       };
-    } catch (error) {
-      return {
-        taskId: task.id,
-        status: "error",
-        error: describeError(error),
-        executionTimeMs: performance.now() - started,
-      };
-    }
+    }, fail);
   }
 
   /** Sum of task times divided by wall-clock time (1 when there is no time to compare). */

@@ -60,28 +60,32 @@ function dedupe(list: number[]): void {
 export function topologicalLayers(graph: TaskGraph): number[][] | null {
   const { size, deps, dependents } = graph;
   const remaining = new Int32Array(size);
-  let current: number[] = [];
+  const depth = new Int32Array(size);
+  const queue = new Int32Array(size);
+  let tail = 0;
   for (let i = 0; i < size; i++) {
     remaining[i] = deps[i].length;
-    if (remaining[i] === 0) current.push(i);
+    if (remaining[i] === 0) queue[tail++] = i;
   }
-  const layers: number[][] = [];
-  let placed = 0;
-  while (current.length > 0) {
-    layers.push(current);
-    placed += current.length;
-    const next: number[] = [];
-    for (const t of current) {
-      for (const d of dependents[t]) {
-        if (--remaining[d] === 0) next.push(d);
+  // Kahn's algorithm; a task's layer is one more than its deepest dependency's.
+  let layerCount = size === 0 ? 0 : 1;
+  for (let head = 0; head < tail; head++) {
+    const t = queue[head];
+    const next = depth[t] + 1;
+    for (const d of dependents[t]) {
+      if (next > depth[d]) depth[d] = next;
+      if (--remaining[d] === 0) {
+        queue[tail++] = d;
+        if (next + 1 > layerCount) layerCount = next + 1;
       }
     }
-    // Dependents are released out of order across several parents; keep each
-    // layer in declaration order.
-    next.sort((a, b) => a - b);
-    current = next;
   }
-  return placed === size ? layers : null;
+  if (tail !== size) return null;
+  // Bucketing by index keeps each layer in declaration order without sorting.
+  const layers: number[][] = [];
+  for (let k = 0; k < layerCount; k++) layers.push([]);
+  for (let i = 0; i < size; i++) layers[depth[i]].push(i);
+  return layers;
 }
 
 /**

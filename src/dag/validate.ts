@@ -51,6 +51,8 @@ export interface ValidateOptions {
 export interface PreparedDAG {
   /** The tasks, normalised (`depends_on` read as `dependsOn`). */
   tasks: Task[];
+  /** Task id → index in `tasks`. */
+  indexOf: ReadonlyMap<string, number>;
   /** Dependencies by index, including those implied by `$OUTPUT` references. */
   graph: TaskGraph;
   /** Topological layers of task indices. */
@@ -219,7 +221,7 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
       message: `Circular dependency detected: ${names.join(" -> ")}`,
     }]);
   }
-  const dag: PreparedDAG = { tasks, graph, layers };
+  const dag: PreparedDAG = { tasks, indexOf: index, graph, layers };
   prepared.add(dag);
   return { ok: true, dag };
 }
