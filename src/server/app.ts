@@ -93,6 +93,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       defaultRunLogBytes(config.maxTasks, config.maxEventPayloadBytes),
     maxEventPayloadBytes: config.maxEventPayloadBytes,
     maxRunOutputBytes: config.maxRunOutputBytes,
+    maxKeptRunBytes: config.maxKeptRunBytes,
     maxActiveRuns: config.maxActiveRuns,
     maxRuns: config.maxRuns,
     runTtlSeconds: config.runTtlSeconds,
@@ -281,7 +282,10 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
         },
       });
     }
-    const handler = found.methods[request.method];
+    // Own methods only: "toString" or "constructor" must not find Object's.
+    const handler = Object.hasOwn(found.methods, request.method)
+      ? found.methods[request.method]
+      : undefined;
     if (!handler) {
       return problemResponse(405, `${request.method} is not allowed on ${url.pathname}`, {
         headers: { Allow: allowed.join(", ") },

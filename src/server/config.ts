@@ -47,6 +47,13 @@ export interface ServerConfig {
    * references can blow up to. Default 64 MiB.
    */
   maxRunOutputBytes?: number;
+  /**
+   * Most bytes finished runs keep for late readers, their event logs and
+   * outputs together; past it the oldest finished runs are forgotten
+   * (`GET /runs/<id>` answers 404), whatever `maxRuns` and `runTtlSeconds`
+   * allow. Default 256 MiB.
+   */
+  maxKeptRunBytes?: number;
   /** The tools runs may call. Default: the built-in mock tools. */
   tools?: ToolRegistry;
   /**
@@ -79,6 +86,7 @@ export const SERVER_DEFAULTS = {
   retryMs: 2000,
   maxEventPayloadBytes: 64 * 1024,
   maxRunOutputBytes: 64 * 1024 * 1024,
+  maxKeptRunBytes: 256 * 1024 * 1024,
 } as const;
 
 /**

@@ -39,6 +39,7 @@ Flags (each also read from the environment variable shown):
   --retry-ms MS               retry: announced to SSE clients (DAGSTREAM_RETRY_MS) [2000]
   --max-event-payload-bytes N cap on one event's data (DAGSTREAM_MAX_EVENT_PAYLOAD_BYTES) [65536]
   --max-run-output-bytes N    JSON of a run's tool arguments and outputs (DAGSTREAM_MAX_RUN_OUTPUT_BYTES) [67108864]
+  --max-kept-run-bytes N      logs and outputs kept for finished runs (DAGSTREAM_MAX_KEPT_RUN_BYTES) [268435456]
   --mcp-config FILE           MCP servers whose tools runs may call, as <server>:<tool>: an
                               { "mcpServers": … } file (DAGSTREAM_MCP_CONFIG) [none]; needs more
                               permissions: use \`deno task serve:mcp\` (see docs/OPERATIONS.md)
@@ -60,6 +61,7 @@ const NUMERIC = {
   "retry-ms": { min: 0, max: 2147483647 },
   "max-event-payload-bytes": { min: 1024, max: Number.MAX_SAFE_INTEGER },
   "max-run-output-bytes": { min: 1, max: Number.MAX_SAFE_INTEGER },
+  "max-kept-run-bytes": { min: 0, max: Number.MAX_SAFE_INTEGER },
 } as const;
 
 type NumericFlag = keyof typeof NUMERIC;
@@ -155,6 +157,7 @@ export function parseCommandLine(
       retryMs: num("retry-ms"),
       maxEventPayloadBytes: num("max-event-payload-bytes"),
       maxRunOutputBytes: num("max-run-output-bytes"),
+      maxKeptRunBytes: num("max-kept-run-bytes"),
     },
   };
 }
@@ -191,11 +194,19 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.error(JSON.stringify({ time: new Date().toISOString(), msg: "shutdown", signal }));
-    const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
+    const began = performance.now();
+    const deadline = setTimeout(() => {
+      logToStderr({ msg: "shutdown deadline passed", deadlineMs: SHUTDOWN_DEADLINE_MS });
+      Deno.exit(0);
+    }, SHUTDOWN_DEADLINE_MS);
     if (running.app !== undefined) await running.app.shutdown();
     else await running.mcp?.close(); // stopped while MCP servers were starting
     await running.server?.shutdown();
     clearTimeout(deadline);
+    logToStderr({
+      msg: "shutdown complete",
+      durationMs: Math.round((performance.now() - began) * 10) / 10,
+    });
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -11,39 +11,87 @@
  * the run's budget is spent: the work is bounded by the budget, however the
  * DAG is built. Once spent, every later call of the run fails at once.
  *
+ * It also bounds nesting: V8 serialises deep values by recursion, so an
+ * output nested 100,000 levels may pass one `JSON.stringify` and overflow
+ * the stack in the next, called from a deeper frame (the JSON answer of the
+ * run). Arguments and outputs nested deeper than {@linkcode MAX_JSON_DEPTH}
+ * levels fail their call instead.
+ *
  * @module
  */
 
 import type { ToolExecutor } from "../dag/types.ts";
 
+/** Most levels of nested objects and arrays in a tool's arguments or output. */
+export const MAX_JSON_DEPTH = 1000;
+
 const OVER = Symbol("over budget");
+const DEEP = Symbol("too deep");
+
+/** Sizes of a value, as {@linkcode measureJson} estimates them. */
+export interface JsonSize {
+  /** About how many bytes its JSON text takes. */
+  json: number;
+  /**
+   * About how many bytes it takes in memory: objects cost more there than
+   * in JSON (a 50,000-key object is about 4 times its JSON's size).
+   */
+  memory: number;
+}
 
 /**
- * About how many bytes of JSON text `value` takes, counting no further than
- * `limit`: the size, or `undefined` when it is larger than `limit`. A value
- * that cannot be serialised (a cycle, a BigInt) counts as 0: the executor
- * reports it.
+ * Sizes `value` as JSON, counting no further than `limit` bytes of JSON:
+ * the sizes; `"over"` when the JSON is larger than `limit`; `"deep"` when it
+ * is nested deeper than {@linkcode MAX_JSON_DEPTH}. A value that cannot be
+ * serialised (a cycle, a BigInt, a throwing `toJSON`) counts as 0: the
+ * executor reports it.
  */
-export function jsonSizeWithin(value: unknown, limit: number): number | undefined {
-  if (limit < 0) return undefined;
+export function measureJson(value: unknown, limit: number): JsonSize | "over" | "deep" {
+  if (limit < 0) return "over";
   if (value === undefined || value === null || typeof value !== "object") {
-    if (typeof value !== "string") return 8 <= limit ? 8 : undefined;
-    return value.length + 2 <= limit ? value.length + 2 : undefined;
+    const json = typeof value === "string" ? value.length + 2 : 8;
+    return json <= limit ? { json, memory: json + 16 } : "over";
   }
-  let size = 0;
+  let json = 0;
+  let memory = 0;
+  // The objects on the path to the value being written (stringify walks depth first).
+  const path: unknown[] = [];
   try {
     JSON.stringify(value, function (key, v) {
+      while (path.length > 0 && path[path.length - 1] !== this) path.pop();
       // A member costs its key, quotes, colon and comma; an array item its comma.
-      size += Array.isArray(this) ? 1 : key.length + 4;
-      size += typeof v === "string" ? v.length + 2 : typeof v === "object" && v !== null ? 2 : 5;
-      if (size > limit) throw OVER;
+      if (Array.isArray(this)) {
+        json += 1;
+        memory += 8;
+      } else {
+        json += key.length + 4;
+        memory += key.length + 48;
+      }
+      if (typeof v === "string") {
+        json += v.length + 2;
+        memory += v.length + 16;
+      } else if (typeof v === "object" && v !== null) {
+        json += 2;
+        memory += 64;
+        if (path.push(v) > MAX_JSON_DEPTH) throw DEEP;
+      } else json += 5;
+      if (json > limit) throw OVER;
       return v;
     });
   } catch (error) {
-    if (error === OVER) return undefined;
-    return 0;
+    if (error === OVER) return "over";
+    if (error === DEEP) return "deep";
+    return { json: 0, memory: 0 };
   }
-  return size;
+  return { json, memory };
+}
+
+/** What {@linkcode withOutputBudget} returns. */
+export interface OutputBudget {
+  /** The wrapped tools. */
+  tools: ToolExecutor;
+  /** About how many bytes of memory the outputs counted so far take. */
+  readonly outputMemoryBytes: number;
 }
 
 /**
@@ -52,23 +100,32 @@ export function jsonSizeWithin(value: unknown, limit: number): number | undefine
  * fails without running; one whose output does not fit fails after. Either
  * spends the rest of the budget. Make one per run.
  */
-export function withOutputBudget(tools: ToolExecutor, maxBytes: number): ToolExecutor {
+export function withOutputBudget(tools: ToolExecutor, maxBytes: number): OutputBudget {
   let used = 0;
-  const fail = (what: string) => {
-    used = maxBytes + 1;
-    return new RangeError(
-      `${what} too large: the run's tool arguments and outputs exceed ` +
-        `${maxBytes} bytes of JSON (maxRunOutputBytes)`,
-    );
+  let outputMemoryBytes = 0;
+  const check = (what: string, size: JsonSize | "over" | "deep"): JsonSize => {
+    if (size === "deep") {
+      throw new RangeError(`${what} nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    if (size === "over") {
+      used = maxBytes + 1;
+      throw new RangeError(
+        `${what} too large: the run's tool arguments and outputs exceed ` +
+          `${maxBytes} bytes of JSON (maxRunOutputBytes)`,
+      );
+    }
+    used += size.json;
+    return size;
   };
-  return async (tool, args, ctx) => {
-    const inBytes = jsonSizeWithin(args, maxBytes - used);
-    if (inBytes === undefined) throw fail("arguments");
-    used += inBytes;
-    const output = await tools(tool, args, ctx);
-    const outBytes = jsonSizeWithin(output, maxBytes - used);
-    if (outBytes === undefined) throw fail("output");
-    used += outBytes;
-    return output;
+  return {
+    tools: async (tool, args, ctx) => {
+      check("arguments", measureJson(args, maxBytes - used));
+      const output = await tools(tool, args, ctx);
+      outputMemoryBytes += check("output", measureJson(output, maxBytes - used)).memory;
+      return output;
+    },
+    get outputMemoryBytes() {
+      return outputMemoryBytes;
+    },
   };
 }

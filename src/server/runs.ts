@@ -13,7 +13,7 @@ import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
 import { RunLog } from "./run-log.ts";
-import { withOutputBudget } from "./output-budget.ts";
+import { type OutputBudget, withOutputBudget } from "./output-budget.ts";
 
 /** Where a run is in its life. */
 export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
@@ -37,6 +37,12 @@ export interface RunSettings {
   maxRuns: number;
   /** Seconds a finished run is kept. */
   runTtlSeconds: number;
+  /**
+   * Most bytes finished runs may keep, event logs and outputs together
+   * (oldest finished runs go first; the last one to finish always stays).
+   * Default unbounded.
+   */
+  maxKeptRunBytes?: number;
 }
 
 /** One execution and everything known about it. */
@@ -60,20 +66,22 @@ export class Run {
   /** `performance.now()` when the run ended. */
   finishedAt: number | undefined;
   readonly #controller = new AbortController();
+  readonly #budget: OutputBudget | undefined;
 
   /** Starts running `dag` at once. */
   constructor(dag: PreparedDAG, tools: ToolExecutor, settings: RunSettings) {
     this.taskCount = dag.tasks.length;
     this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes);
     const log = this.log;
-    const budget = settings.maxRunOutputBytes;
-    const executor = new StreamingExecutor(
-      budget === undefined ? tools : withOutputBudget(tools, budget),
-      settings.executor,
-    );
+    const progress = new ProgressThrottle();
+    const max = settings.maxRunOutputBytes;
+    this.#budget = max === undefined ? undefined : withOutputBudget(tools, max);
+    const executor = new StreamingExecutor(this.#budget?.tools ?? tools, settings.executor);
     this.done = executor
       // The log never makes the run wait: each event goes straight into it.
-      .executeWithEventSink(dag, (event) => void log.append(event), {
+      .executeWithEventSink(dag, (event) => {
+        if (event.type !== "task_progress" || progress.take(event.data.taskId)) log.append(event);
+      }, {
         signal: this.#controller.signal,
       })
       .then((result) => {
@@ -89,6 +97,14 @@ export class Run {
         this.finishedAt = performance.now();
         log.end();
       });
+  }
+
+  /**
+   * About how many bytes of memory the run keeps: its event log, and its
+   * outputs (counted only with `maxRunOutputBytes`).
+   */
+  get keptBytes(): number {
+    return this.log.bytes + (this.#budget?.outputMemoryBytes ?? 0);
   }
 
   /** Whether the run is still executing. */
@@ -134,6 +150,9 @@ export class RunRegistry {
   readonly #onFinish: ((run: Run) => void) | undefined;
   /** Finished runs still kept, in the order they ended (from `#finishedHead`). */
   #finished: Run[] = [];
+  /** `keptBytes` of each run of `#finished` when it ended, and their sum from the head. */
+  #finishedBytes: number[] = [];
+  #keptBytes = 0;
   #finishedHead = 0;
   #active = 0;
 
@@ -164,7 +183,12 @@ export class RunRegistry {
     this.#active++;
     run.done.then(() => {
       this.#active--;
+      const bytes = run.keptBytes;
       this.#finished.push(run);
+      this.#finishedBytes.push(bytes);
+      this.#keptBytes += bytes;
+      // A finished run's memory may be over the budget now: free it now.
+      if (this.#settings.maxKeptRunBytes !== undefined) this.#prune(0);
       this.#onFinish?.(run);
     });
     return run;
@@ -194,22 +218,27 @@ export class RunRegistry {
 
   /**
    * Forgets expired finished runs, and the oldest finished ones while more
-   * than `maxRuns - room` are kept. Finished runs wait in the order they
-   * ended, so this looks only at the queue's head: O(1) per forgotten run.
+   * than `maxRuns - room` are kept or they keep more than `maxKeptRunBytes`
+   * (the last run to finish always stays). Finished runs wait in the order
+   * they ended, so this looks only at the queue's head: O(1) per forgotten run.
    */
   #prune(room: number): void {
     const finished = this.#finished;
     const now = performance.now();
     const ttlMs = this.#settings.runTtlSeconds * 1000;
+    const maxBytes = this.#settings.maxKeptRunBytes ?? Infinity;
     while (this.#finishedHead < finished.length) {
       const run = finished[this.#finishedHead];
-      const excess = this.#runs.size + room > this.#settings.maxRuns;
+      const excess = this.#runs.size + room > this.#settings.maxRuns ||
+        (this.#keptBytes > maxBytes && this.#finishedHead < finished.length - 1);
       if (!excess && now - run.finishedAt! < ttlMs) break;
       this.#runs.delete(run.id);
+      this.#keptBytes -= this.#finishedBytes[this.#finishedHead];
       finished[this.#finishedHead++] = undefined as unknown as Run;
     }
     if (this.#finishedHead > 1024 && this.#finishedHead * 2 > finished.length) {
       this.#finished = finished.slice(this.#finishedHead);
+      this.#finishedBytes = this.#finishedBytes.slice(this.#finishedHead);
       this.#finishedHead = 0;
     }
   }
@@ -217,9 +246,10 @@ export class RunRegistry {
 
 /**
  * `body` (a `DAGExecutionResult`, or a run as `toJSON` gives it) with each
- * task output replaced by a plain JSON copy, or, for an output that no
- * longer serialises (a `toJSON` or getter that throws the second time),
- * by the error saying so. For answering when `JSON.stringify(body)` threw.
+ * task output replaced by its JSON text, spliced in as is (`JSON.rawJSON`),
+ * or, for an output that no longer serialises (a `toJSON` or getter that
+ * throws the second time, a stack overflow), by the error saying so. For
+ * answering when `JSON.stringify(body)` threw.
  */
 export function withSerialisableOutputs(body: unknown): unknown {
   const fix = (result: DAGExecutionResult): DAGExecutionResult => ({
@@ -228,7 +258,7 @@ export function withSerialisableOutputs(body: unknown): unknown {
       if (r.output === undefined) return r;
       try {
         const text = JSON.stringify(r.output);
-        return { ...r, output: text === undefined ? undefined : JSON.parse(text) };
+        return { ...r, output: text === undefined ? undefined : rawJSON(text) };
       } catch (error) {
         const { output: _, ...rest } = r;
         return {
@@ -243,4 +273,42 @@ export function withSerialisableOutputs(body: unknown): unknown {
   if (Array.isArray((body as DAGExecutionResult).results)) return fix(body as DAGExecutionResult);
   const result = (body as { result?: DAGExecutionResult }).result;
   return result === undefined ? body : { ...body, result: fix(result) };
+}
+
+/** `JSON.rawJSON` (ES2026): a value `JSON.stringify` writes as the given text. */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** Reports a task may make in a burst before {@linkcode PROGRESS_PER_SECOND} applies. */
+const PROGRESS_BURST = 64;
+/** Reports per second a task keeps making once its burst is spent. */
+const PROGRESS_PER_SECOND = 10;
+
+/**
+ * Which `task_progress` events a run's log keeps: a token bucket per task,
+ * {@linkcode PROGRESS_BURST} deep, refilled at {@linkcode PROGRESS_PER_SECOND}.
+ * The log never makes the run wait, so the executor's own rule (drop reports
+ * while the consumer holds the last one) never applies to it: without this,
+ * a tool reporting in a loop fills the log and pushes the run's task events
+ * out of it (its readers get `events_lost`).
+ */
+class ProgressThrottle {
+  readonly #tasks = new Map<string, { tokens: number; at: number }>();
+
+  /** Whether to keep one more report of `taskId` now. */
+  take(taskId: string): boolean {
+    const now = performance.now();
+    const bucket = this.#tasks.get(taskId);
+    if (bucket === undefined) {
+      this.#tasks.set(taskId, { tokens: PROGRESS_BURST - 1, at: now });
+      return true;
+    }
+    bucket.tokens = Math.min(
+      PROGRESS_BURST,
+      bucket.tokens + ((now - bucket.at) / 1000) * PROGRESS_PER_SECOND,
+    );
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens--;
+    return true;
+  }
 }

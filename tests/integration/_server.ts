@@ -41,19 +41,20 @@ export const SERVE_PERMISSIONS: readonly string[] = ["--allow-net", "--allow-env
  * Spawns `deno run ... src/server/main.ts --port 0 ...flags` and resolves once
  * it printed `Listening on http://HOST:PORT/`. The child sees no `DAGSTREAM_*`
  * variable of the test runner, only those in `env`. It runs with the
- * permissions of `deno task serve` unless `options.permissions` says otherwise.
+ * permissions of `deno task serve` unless `options.permissions` says otherwise,
+ * and `options.entry` replaces `main.ts` (e.g. a test server with extra tools).
  */
 export async function startServer(
   flags: string[] = [],
   env: Record<string, string> = {},
-  options: { permissions?: readonly string[] } = {},
+  options: { permissions?: readonly string[]; entry?: URL } = {},
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--unstable-no-legacy-abort",
       ...(options.permissions ?? SERVE_PERMISSIONS),
-      MAIN.pathname,
+      (options.entry ?? MAIN).pathname,
       "--port",
       "0",
       ...flags,
