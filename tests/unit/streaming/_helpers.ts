@@ -278,3 +278,16 @@ export function splitBytes(bytes: Uint8Array, cuts: readonly number[]): Uint8Arr
   if (from < bytes.length) out.push(bytes.subarray(from));
   return out;
 }
+
+/** Event number `n` for buffer tests: a task_start whose taskId is `e<n>`. */
+export function ev(n: number): SSEEvent {
+  return {
+    type: "task_start",
+    data: { taskId: `e${n}`, tool: "t", timestamp: "2024-01-01T00:00:00.000Z" },
+  };
+}
+
+/** The task ids of events made by {@linkcode ev}, in order. */
+export function ids(events: readonly SSEEvent[]): string[] {
+  return events.map((e) => (e.data as { taskId: string }).taskId);
+}

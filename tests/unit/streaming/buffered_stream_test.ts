@@ -6,19 +6,15 @@ import {
   type SSEEvent,
   StreamingExecutor,
 } from "../../../mod.ts";
-import { assertRunOrder, deferred, EventSink, GatedTools, promiseState } from "./_helpers.ts";
-
-/** Event number `n` (a task_start whose taskId is `e<n>`). */
-function ev(n: number): SSEEvent {
-  return {
-    type: "task_start",
-    data: { taskId: `e${n}`, tool: "t", timestamp: "2024-01-01T00:00:00.000Z" },
-  };
-}
-
-function ids(events: readonly SSEEvent[]): string[] {
-  return events.map((e) => (e.data as { taskId: string }).taskId);
-}
+import {
+  assertRunOrder,
+  deferred,
+  ev,
+  EventSink,
+  GatedTools,
+  ids,
+  promiseState,
+} from "./_helpers.ts";
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);

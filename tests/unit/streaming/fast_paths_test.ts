@@ -20,22 +20,13 @@ import {
   assertIsoTimestamp,
   assertRunOrder,
   deferred,
+  ev,
   EventSink,
   GatedTools,
+  ids,
   promiseState,
   withoutTimes,
 } from "./_helpers.ts";
-
-function ev(n: number): SSEEvent {
-  return {
-    type: "task_start",
-    data: { taskId: `e${n}`, tool: "t", timestamp: "2024-01-01T00:00:00.000Z" },
-  };
-}
-
-function ids(events: readonly SSEEvent[]): string[] {
-  return events.map((e) => (e.data as { taskId: string }).taskId);
-}
 
 const echo: ToolExecutor = (_tool, args) => Promise.resolve(args);
 
