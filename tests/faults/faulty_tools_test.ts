@@ -15,9 +15,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   builtinTools,
-  createApp,
   createToolRegistry,
   type DAGExecutionResult,
+  type DagstreamApp,
   encodeSSEEvent,
   ParallelExecutor,
   readSSEEvents,
@@ -26,6 +26,7 @@ import {
   type ToolExecutor,
 } from "../../mod.ts";
 import { withSerialisableOutputs } from "../../src/server/runs.ts";
+import { serveApp } from "../_in_process_app.ts";
 import { faultyTools, LateWork } from "./_faulty_tools.ts";
 import { fuzz, printSummary, runsFor } from "../fuzz/_fuzz.ts";
 
@@ -212,32 +213,22 @@ Deno.test("late settles: a tool that resolves or throws after its timeout change
 
 /** Serves an app with the faulty tools in process; stops everything after `fn`. */
 async function withFaultyServer(
-  fn: (base: string, app: ReturnType<typeof createApp>) => Promise<void>,
+  fn: (base: string, app: DagstreamApp) => Promise<void>,
   options: { maxRunOutputBytes?: number; taskTimeout?: number } = {},
 ): Promise<void> {
-  const internalErrors: Record<string, unknown>[] = [];
-  const app = createApp({
+  const served = serveApp({
     tools: createToolRegistry({ ...builtinTools, ...FAULTY }),
     taskTimeout: options.taskTimeout ?? 15,
     maxRunOutputBytes: options.maxRunOutputBytes,
-    log: (record) => {
-      if (record.msg === "internal error") internalErrors.push(record);
-    },
   });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request) => app.handle(request),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
   try {
-    await fn(base, app);
-    assert.deepEqual(internalErrors, [], "no request failed inside the server");
-    const health = await fetch(`${base}/health`);
+    await fn(served.base, served.app);
+    assert.deepEqual(served.internalErrors, [], "no request failed inside the server");
+    const health = await fetch(`${served.base}/health`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).activeRuns, 0);
   } finally {
-    await app.shutdown();
-    await server.shutdown();
+    await served[Symbol.asyncDispose]();
     await late.release();
   }
 }

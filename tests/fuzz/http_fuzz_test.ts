@@ -18,7 +18,8 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { createApp, type DagstreamApp, negotiateResponse, validateDAG } from "../../mod.ts";
+import { type DagstreamApp, negotiateResponse, validateDAG } from "../../mod.ts";
+import { serveApp } from "../_in_process_app.ts";
 import { isJsonContentType } from "../../src/server/json-body.ts";
 import {
   count,
@@ -50,38 +51,22 @@ async function withServer(
 ): Promise<void> {
   // Short task timeout: a generated input that happens to be a valid DAG
   // (mock:delay included) ends quickly.
-  const internalErrors: Record<string, unknown>[] = [];
-  const app = createApp({
-    taskTimeout: 50,
-    token: options.token,
-    log: (record) => {
-      if (record.msg === "internal error") internalErrors.push(record);
-    },
+  await using served = serveApp({ taskTimeout: 50, token: options.token });
+  const { app, base } = served;
+  const auth: Record<string, string> = options.token
+    ? { Authorization: `Bearer ${options.token}` }
+    : {};
+  const started = await fetch(`${base}/execute`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...auth },
+    body: JSON.stringify({ tasks: [{ id: "a", tool: "mock:echo" }] }),
   });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request) => app.handle(request),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  try {
-    const auth: Record<string, string> = options.token
-      ? { Authorization: `Bearer ${options.token}` }
-      : {};
-    const started = await fetch(`${base}/execute`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", ...auth },
-      body: JSON.stringify({ tasks: [{ id: "a", tool: "mock:echo" }] }),
-    });
-    assert.equal(started.status, 200);
-    await started.body?.cancel();
-    const finishedRunId = started.headers.get("x-run-id")!;
-    await fn({ app, base, finishedRunId });
-    assert.deepEqual(internalErrors, [], "no request failed inside the server");
-    await assertHealthy(base);
-  } finally {
-    await app.shutdown();
-    await server.shutdown();
-  }
+  assert.equal(started.status, 200);
+  await started.body?.cancel();
+  const finishedRunId = started.headers.get("x-run-id")!;
+  await fn({ app, base, finishedRunId });
+  assert.deepEqual(served.internalErrors, [], "no request failed inside the server");
+  await assertHealthy(base);
 }
 
 async function assertHealthy(base: string): Promise<void> {
