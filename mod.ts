@@ -40,6 +40,7 @@ export {
   type ResolvedExecutorConfig,
 } from "./src/dag/executor.ts";
 export {
+  type ArgumentIssue,
   dagJsonSchema,
   DAGValidationError,
   DEFAULT_MAX_TASKS,
@@ -51,6 +52,8 @@ export {
   type ValidationResult,
 } from "./src/dag/validate.ts";
 export {
+  type LocatedReference,
+  locateOutputReferences,
   MAX_ARGUMENT_DEPTH,
   type OutputReference,
   parseOutputReference,
@@ -95,7 +98,16 @@ export {
   type SSEHandlerConfig,
 } from "./src/server/sse-handler.ts";
 export { negotiateResponse, type ResponseKind } from "./src/server/negotiate.ts";
-export { type Problem, problemResponse } from "./src/server/problem.ts";
+export {
+  type Problem,
+  PROBLEM_TYPE_BASE,
+  PROBLEM_TYPES,
+  type ProblemOptions,
+  problemResponse,
+  type ProblemType,
+  type ProblemTypeSlug,
+  problemTypeUri,
+} from "./src/server/problem.ts";
 export { parseSSEStream, readSSEEvents, type ReceivedSSEEvent } from "./src/client/sse-client.ts";
 export { createApp, type DagstreamApp, VERSION } from "./src/server/app.ts";
 export {
@@ -104,8 +116,14 @@ export {
   SERVER_DEFAULTS,
   type ServerConfig,
 } from "./src/server/config.ts";
-export { type Run, RunRegistry, type RunSettings, type RunStatus } from "./src/server/runs.ts";
-export { type LogRead, RunLog } from "./src/server/run-log.ts";
+export {
+  type Run,
+  type RunRefusal,
+  RunRegistry,
+  type RunSettings,
+  type RunStatus,
+} from "./src/server/runs.ts";
+export { LogBudget, type LogChunk, type LogRead, RunLog } from "./src/server/run-log.ts";
 export {
   combineToolRegistries,
   createToolRegistry,
@@ -116,3 +134,9 @@ export {
   type ToolServerHealth,
 } from "./src/tools/registry.ts";
 export { builtinTools, DEFAULT_DELAY_MS, sleep } from "./src/tools/builtin.ts";
+export {
+  compileInputSchema,
+  describeArgumentIssues,
+  type InputSchemaCheck,
+  MAX_ARGUMENT_ISSUES,
+} from "./src/tools/schema.ts";

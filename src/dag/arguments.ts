@@ -65,6 +65,55 @@ function walk(value: unknown, depth: number, refs: string[]): boolean {
   return true;
 }
 
+/** Where a reference sits in a task's arguments, as {@linkcode locateOutputReferences} finds it. */
+export interface LocatedReference {
+  /** Keys and array indices from the arguments object down to the reference string. */
+  path: (string | number)[];
+  /** The reference's text, e.g. `$OUTPUT[a].x`. */
+  text: string;
+  /** The parsed reference. */
+  reference: OutputReference;
+}
+
+/**
+ * Every output reference in `args`, with where it is, in document order.
+ * Levels deeper than {@linkcode MAX_ARGUMENT_DEPTH} are not searched.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { locateOutputReferences } from "./arguments.ts";
+ * const found = locateOutputReferences({ list: [1, "$OUTPUT[a].x"] });
+ * assert.deepEqual(found.map((r) => [r.path, r.reference.taskId]), [[["list", 1], "a"]]);
+ * ```
+ */
+export function locateOutputReferences(args: Record<string, unknown>): LocatedReference[] {
+  const found: LocatedReference[] = [];
+  const visit = (value: unknown, path: (string | number)[], depth: number): void => {
+    if (typeof value === "string") {
+      const reference = parseOutputReference(value);
+      if (reference !== null) found.push({ path: [...path], text: value, reference });
+      return;
+    }
+    if (typeof value !== "object" || value === null || depth > MAX_ARGUMENT_DEPTH) return;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        path.push(i);
+        visit(value[i], path, depth + 1);
+        path.pop();
+      }
+      return;
+    }
+    for (const key of Object.keys(value)) {
+      path.push(key);
+      visit((value as Record<string, unknown>)[key], path, depth + 1);
+      path.pop();
+    }
+  };
+  visit(args, [], 1);
+  return found;
+}
+
 /** Thrown when a reference cannot be resolved; the message says "undefined task output". */
 export class UnresolvedReferenceError extends Error {
   /** Creates the error for the reference text that failed. */

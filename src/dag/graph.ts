@@ -38,9 +38,11 @@ export function buildGraph(deps: number[][]): TaskGraph {
 
 function dedupe(list: number[]): void {
   if (list.length > 16) {
-    const unique = [...new Set(list)];
+    // A loop, not `push(...unique)`: spreading an unbounded list into a call
+    // overflows the stack (one task may depend on hundreds of thousands).
+    const unique = new Set(list);
     list.length = 0;
-    list.push(...unique);
+    for (const d of unique) list.push(d);
     return;
   }
   let n = 0;

@@ -8,7 +8,7 @@
 
 import { z } from "zod";
 import type { Task } from "./types.ts";
-import { MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
+import { locateOutputReferences, MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
 import { buildGraph, findCycle, type TaskGraph, topologicalLayers } from "./graph.ts";
 
 /** Default most tasks a DAG may have. */
@@ -34,6 +34,18 @@ export class DAGValidationError extends Error {
   }
 }
 
+/**
+ * A problem in one task's arguments, located inside them, e.g.
+ * `{ path: ["ms"], message: "must be >= 0" }`; {@linkcode validateDAG}
+ * reports it at `tasks[i].arguments.ms`.
+ */
+export interface ArgumentIssue {
+  /** Keys and array indices from the arguments object down to the problem (empty: the object itself). */
+  path: readonly (string | number)[];
+  /** What is wrong there. */
+  message: string;
+}
+
 /** Options of {@linkcode validateDAG}. */
 export interface ValidateOptions {
   /** Most tasks allowed. Default {@linkcode DEFAULT_MAX_TASKS}. */
@@ -45,6 +57,26 @@ export interface ValidateOptions {
    * it. Default, and when this returns undefined: `unknown tool "<name>"`.
    */
   unknownToolMessage?: (tool: string) => string | undefined;
+  /**
+   * When true, an `$OUTPUT[x]` reference (in any argument, at any depth) to
+   * a task `x` that is not in the DAG is an error at the argument's path,
+   * e.g. `tasks[2].arguments.input`. Default false: such a reference fails
+   * only its task, at run time, with "undefined task output" (a reference to
+   * a task that exists but lacks the property always fails at run time).
+   */
+  rejectUnknownReferences?: boolean;
+  /**
+   * When given, the arguments of each task whose tool is known (an absent
+   * `arguments` as `{}`) are checked with it, e.g. against the tool's input
+   * schema; each problem is reported at `tasks[i].arguments` plus its path.
+   * `$OUTPUT` references stand for values not known before the run: the
+   * checker should not hold them against the arguments. Not called for
+   * arguments nested deeper than {@linkcode MAX_ARGUMENT_DEPTH}.
+   */
+  checkArguments?: (
+    tool: string,
+    args: Record<string, unknown>,
+  ) => readonly ArgumentIssue[] | undefined;
 }
 
 /** A DAG that passed validation, with its graph and layers worked out. */
@@ -116,6 +148,26 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
  * const result = validateDAG({ tasks: [{ id: "a", tool: "mock:echo", dependsOn: ["b"] }] });
  * if (!result.ok) console.log(result.issues); // [{ path: "tasks[0].dependsOn[0]", ... }]
  * ```
+ *
+ * @example Checks a server makes at submission
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { validateDAG } from "./validate.ts";
+ * const result = validateDAG({
+ *   tasks: [
+ *     { id: "a", tool: "wait", arguments: { ms: -1 } },
+ *     { id: "b", tool: "wait", arguments: { ms: "$OUTPUT[nope].n" } },
+ *   ],
+ * }, {
+ *   rejectUnknownReferences: true,
+ *   checkArguments: (_tool, args) =>
+ *     typeof args.ms === "number" && args.ms < 0 ? [{ path: ["ms"], message: "must be >= 0" }] : [],
+ * });
+ * assert.deepEqual(!result.ok && result.issues, [
+ *   { path: "tasks[0].arguments.ms", message: "must be >= 0" },
+ *   { path: "tasks[1].arguments.ms", message: 'unknown task "nope" in reference "$OUTPUT[nope].n"' },
+ * ]);
+ * ```
  */
 export function validateDAG(input: unknown, options: ValidateOptions = {}): ValidationResult {
   const maxTasks = options.maxTasks ?? DEFAULT_MAX_TASKS;
@@ -127,11 +179,12 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
     }]);
   }
   const issues: ValidationIssue[] = [];
-  const parsed = dagSchema.safeParse(input);
+  const parsed = parseWithin(dagSchema, input);
+  if (parsed === undefined) return fail(tooManyProblems(raw));
   let entries: (ParsedTask | undefined)[];
   if (parsed.success) entries = parsed.data.tasks;
   else {
-    issues.push(...zodIssues(parsed.error));
+    for (const issue of zodIssues(parsed.error)) issues.push(issue);
     if (!Array.isArray(raw)) return fail(issues);
     // Every problem at once: the rules below still apply to the well-formed
     // tasks (and the ids of the others still count as known ids).
@@ -178,6 +231,7 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
     const task = tasks[i];
     if (task === undefined) continue;
     const own: number[] = [];
+    let checkable = true;
     const list = task.dependsOn;
     if (list !== undefined) {
       const field = fields[i];
@@ -196,18 +250,25 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
           message: `nested deeper than ${MAX_ARGUMENT_DEPTH} levels`,
         });
       }
+      let unknownReference = false;
       for (const ref of scan.references) {
         const d = index.get(ref);
         if (d !== undefined) own.push(d);
+        else unknownReference = true;
       }
+      if (unknownReference && options.rejectUnknownReferences) {
+        for (const found of locateOutputReferences(task.arguments)) {
+          if (index.has(found.reference.taskId)) continue;
+          issues.push({
+            path: formatPath(["tasks", i, "arguments", ...found.path]),
+            message: `unknown task "${found.reference.taskId}" in reference "${found.text}"`,
+          });
+        }
+      }
+      checkable = !scan.tooDeep;
     }
     deps[i] = own;
-    if (options.isKnownTool && !options.isKnownTool(task.tool)) {
-      issues.push({
-        path: `tasks[${i}].tool`,
-        message: options.unknownToolMessage?.(task.tool) ?? `unknown tool "${task.tool}"`,
-      });
-    }
+    checkToolAndArguments(task, i, checkable, options, issues);
   }
   if (issues.length > 0) return fail(issues);
 
@@ -256,6 +317,32 @@ export function isPreparedDAG(value: unknown): value is PreparedDAG {
   return typeof value === "object" && value !== null && prepared.has(value);
 }
 
+/** The known-tool rule, then (for a known tool) the arguments rule. */
+function checkToolAndArguments(
+  task: Task,
+  i: number,
+  checkable: boolean,
+  options: ValidateOptions,
+  issues: ValidationIssue[],
+): void {
+  if (options.isKnownTool && !options.isKnownTool(task.tool)) {
+    issues.push({
+      path: `tasks[${i}].tool`,
+      message: options.unknownToolMessage?.(task.tool) ?? `unknown tool "${task.tool}"`,
+    });
+    return;
+  }
+  if (!checkable) return;
+  const found = options.checkArguments?.(task.tool, task.arguments ?? {});
+  if (found === undefined) return;
+  for (const issue of found) {
+    issues.push({
+      path: formatPath(["tasks", i, "arguments", ...issue.path]),
+      message: issue.message,
+    });
+  }
+}
+
 function fail(issues: ValidationIssue[]): ValidationResult {
   return { ok: false, issues };
 }
@@ -288,4 +375,35 @@ function zodIssues(error: z.ZodError): ValidationIssue[] {
     }
   }
   return out;
+}
+
+/**
+ * `schema.safeParse(value)`, or undefined when zod ran out of stack: it
+ * gathers nested issues with `push(...issues)`, so some 100,000 bad entries
+ * in one list (a `dependsOn` of numbers fits in a 1 MiB body) throw a
+ * RangeError instead of answering.
+ */
+function parseWithin<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+): ReturnType<T["safeParse"]> | undefined {
+  try {
+    return schema.safeParse(value) as ReturnType<T["safeParse"]>;
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+}
+
+/** The issue of input with too many problems to list: it names the first malformed task. */
+function tooManyProblems(raw: unknown): ValidationIssue[] {
+  const message =
+    "too many problems to list (a list of that many malformed entries): fix them first";
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i++) {
+      const parsed = parseWithin(taskSchema, raw[i]);
+      if (parsed === undefined || !parsed.success) return [{ path: `tasks[${i}]`, message }];
+    }
+  }
+  return [{ path: "tasks", message }];
 }

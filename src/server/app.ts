@@ -6,7 +6,6 @@
  * @module
  */
 
-import Negotiator from "negotiator";
 import { timingSafeEqual } from "node:crypto";
 import denoJson from "../../deno.json" with { type: "json" };
 import { validateDAG } from "../dag/validate.ts";
@@ -21,10 +20,17 @@ import {
 } from "./config.ts";
 import { problemResponse } from "./problem.ts";
 import { readJsonBody } from "./json-body.ts";
-import { negotiateResponse } from "./negotiate.ts";
+import { acceptsEventStream, negotiateResponse } from "./negotiate.ts";
 import { type Run, RunRegistry, withSerialisableOutputs } from "./runs.ts";
 import { outOfLogErrorFrame, runEventStream } from "./run-stream.ts";
 import { SSE_HEADERS, type SSEBody } from "./sse.ts";
+import { unknownToolMessages } from "./unknown-tool.ts";
+import {
+  allowOriginHeader,
+  type CrossSiteSettings,
+  hostAllowed,
+  originAllowed,
+} from "./cross-site.ts";
 
 /** The version this server reports in `/health`. */
 export const VERSION: string = denoJson.version;
@@ -78,6 +84,15 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     ? base
     : { ...base, tools: combineToolRegistries(base.tools, mcp) };
   const { tools, log } = config;
+  const crossSite: CrossSiteSettings = {
+    allowedHosts: config.allowedHosts,
+    loopbackOnly: config.loopbackOnly,
+    corsOrigins: config.corsOrigin === undefined
+      ? []
+      : typeof config.corsOrigin === "string"
+      ? [config.corsOrigin]
+      : [...config.corsOrigin],
+  };
   const started = performance.now();
   const openStreams = new Set<SSEBody>();
   let shuttingDown = false;
@@ -94,6 +109,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     maxEventPayloadBytes: config.maxEventPayloadBytes,
     maxRunOutputBytes: config.maxRunOutputBytes,
     maxKeptRunBytes: config.maxKeptRunBytes,
+    maxLogBytesTotal: config.maxLogBytesTotal,
     maxActiveRuns: config.maxActiveRuns,
     maxRuns: config.maxRuns,
     runTtlSeconds: config.runTtlSeconds,
@@ -117,7 +133,9 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     const checked = validateDAG(body.value, {
       maxTasks: config.maxTasks,
       isKnownTool: tools.has,
-      unknownToolMessage: tools.explainUnknown,
+      unknownToolMessage: unknownToolMessages(tools, mcp),
+      checkArguments: tools.checkArguments?.bind(tools),
+      rejectUnknownReferences: true,
     });
     if (!checked.ok) {
       const n = checked.issues.length;
@@ -125,8 +143,28 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
         errors: checked.issues,
       });
     }
-    return runs.start(checked.dag) ??
-      unavailable(`too many active runs (at most ${config.maxActiveRuns})`);
+    const run = runs.start(checked.dag);
+    if (run !== null) return run;
+    return unavailable(
+      runs.refusal() === "maxLogBytesTotal"
+        ? "the active runs' event logs fill the server's memory budget for events " +
+          `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
+        : `too many active runs (at most ${config.maxActiveRuns})`,
+    );
+  }
+
+  /** Event streams being set up (`POST /execute` reading and validating its body). */
+  let reservedStreams = 0;
+
+  /** Whether one more event stream may open (`maxWatchers`, server-wide). */
+  function streamRoom(): boolean {
+    return openStreams.size + reservedStreams < config.maxWatchers;
+  }
+
+  function tooManyStreams(): Response {
+    return unavailable(
+      `too many open event streams (at most ${config.maxWatchers}, --max-watchers)`,
+    );
   }
 
   function stream(run: Run, after: number, cancelRunOnLeave: boolean): Response {
@@ -151,7 +189,16 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
           if (kind === null) {
             return problemResponse(406, "Accept must admit application/json or text/event-stream");
           }
-          const run = await startRun(request);
+          // The stream's place is taken before the run starts: no run without its stream.
+          const reserved = kind === "sse";
+          if (reserved && !streamRoom()) return tooManyStreams();
+          if (reserved) reservedStreams++;
+          let run: Run | Response;
+          try {
+            run = await startRun(request);
+          } finally {
+            if (reserved) reservedStreams--;
+          }
           if (run instanceof Response) return run;
           if (kind === "sse") return stream(run, 0, true);
           const onLeave = () => run.cancel("client disconnected");
@@ -209,18 +256,18 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
         GET: (request, url, [id]) => {
           const run = runs.get(id);
           if (!run) return unknownRun(id);
-          const accept = request.headers.get("accept");
-          if (
-            accept !== null && accept.trim() !== "" &&
-            new Negotiator({ headers: { accept } }).mediaType(["text/event-stream"]) === undefined
-          ) {
+          if (!acceptsEventStream(request.headers)) {
             return problemResponse(406, "this route answers text/event-stream only");
           }
           const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
           if (raw !== null && !/^\d{1,15}$/.test(raw.trim())) {
+            return problemResponse(400, `Last-Event-ID must be a whole number, got ${quote(raw)}`);
+          }
+          if (raw !== null && Number(raw.trim()) > run.log.lastSeq) {
             return problemResponse(
               400,
-              `Last-Event-ID must be a whole number, got ${JSON.stringify(raw)}`,
+              `Last-Event-ID ${raw.trim()} is past the run's last event (${run.log.lastSeq}): ` +
+                `no client can have seen it`,
             );
           }
           if (shuttingDown) return unavailable("the server is shutting down");
@@ -228,6 +275,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
           // A run that is over with nothing left to replay: 204 tells an
           // EventSource to stop reconnecting (WHATWG), instead of looping.
           if (!run.active && after >= run.log.lastSeq) return new Response(null, { status: 204 });
+          if (!streamRoom()) return tooManyStreams();
           return stream(run, after, false);
         },
       },
@@ -256,12 +304,20 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     const header = request.headers.get("authorization") ?? "";
     const match = /^Bearer\s+(.+)$/i.exec(header.trim());
     let given = match?.[1];
-    if (given === undefined && request.method === "GET" && url.pathname.endsWith("/events")) {
+    if (
+      given === undefined && (request.method === "GET" || request.method === "HEAD") &&
+      url.pathname.endsWith("/events")
+    ) {
       given = url.searchParams.get("access_token") ?? undefined;
     }
     return given !== undefined && sameSecret(given, config.token);
   }
 
+  /**
+   * Answers a request, checking in this order before any work is done:
+   * Host → Origin → token → route and method (then each handler checks the
+   * body's type and size, then validates it).
+   */
   async function route(request: Request): Promise<Response> {
     let url: URL;
     try {
@@ -269,40 +325,76 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     } catch {
       return problemResponse(400, "the request URL is malformed");
     }
-    const found = routes.find((r) => r.pattern.test(url.pathname));
-    if (!found) return problemResponse(404, `no route ${url.pathname}`);
-    const allowed = Object.keys(found.methods);
-    if (request.method === "OPTIONS" && config.corsOrigin !== undefined) {
-      return new Response(null, {
-        status: 204,
-        headers: {
-          "Access-Control-Allow-Methods": [...allowed, "OPTIONS"].join(", "),
-          "Access-Control-Allow-Headers": "Authorization, Content-Type, Accept, Last-Event-ID",
-          "Access-Control-Max-Age": "600",
-        },
-      });
+    const host = request.headers.get("host");
+    if (!hostAllowed(host, crossSite)) {
+      return problemResponse(
+        403,
+        `the Host header ${quote(host ?? "")} is not allowed: this server answers requests for ` +
+          `localhost, 127.0.0.1 and [::1]${
+            crossSite.allowedHosts.length > 0 ? ` and ${crossSite.allowedHosts.join(", ")}` : ""
+          } (start it with --allowed-host NAME to add a name)`,
+        { type: "forbidden-host" },
+      );
     }
-    // Own methods only: "toString" or "constructor" must not find Object's.
-    const handler = Object.hasOwn(found.methods, request.method)
-      ? found.methods[request.method]
-      : undefined;
-    if (!handler) {
-      return problemResponse(405, `${request.method} is not allowed on ${url.pathname}`, {
-        headers: { Allow: allowed.join(", ") },
-      });
+    const origin = request.headers.get("origin");
+    if (!originAllowed(origin, host, crossSite, request.headers.get("sec-fetch-site"))) {
+      return problemResponse(
+        403,
+        `requests from ${
+          origin === null ? "another site's page" : `origin ${quote(origin)}`
+        } are not allowed ` +
+          `(start the server with --cors-origin ORIGIN to allow a web app's origin)`,
+        { type: "forbidden-origin" },
+      );
     }
-    if (!authorised(request, url)) {
+    // A CORS preflight carries no credentials: it is answered without them.
+    const preflight = request.method === "OPTIONS" && origin !== null &&
+      request.headers.has("access-control-request-method");
+    if (!preflight && !authorised(request, url)) {
       return problemResponse(401, "a valid bearer token is required", {
         headers: { "WWW-Authenticate": 'Bearer realm="dagstream"' },
+      });
+    }
+    const found = routes.find((r) => r.pattern.test(url.pathname));
+    if (!found) return problemResponse(404, `no route ${quote(url.pathname)}`);
+    const allowed = Object.keys(found.methods);
+    if (allowed.includes("GET")) allowed.push("HEAD");
+    allowed.push("OPTIONS");
+    if (request.method === "OPTIONS") {
+      const headers: Record<string, string> = { Allow: allowed.join(", ") };
+      if (preflight && crossSite.corsOrigins.length > 0) {
+        headers["Access-Control-Allow-Methods"] = allowed.join(", ");
+        headers["Access-Control-Allow-Headers"] =
+          "Authorization, Content-Type, Accept, Last-Event-ID";
+        headers["Access-Control-Max-Age"] = "600";
+      }
+      return new Response(null, { status: 204, headers });
+    }
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    // Own methods only: "toString" or "constructor" must not find Object's.
+    const handler = Object.hasOwn(found.methods, method) ? found.methods[method] : undefined;
+    if (!handler) {
+      return problemResponse(405, `${quote(request.method)} is not allowed on ${url.pathname}`, {
+        headers: { Allow: allowed.join(", ") },
       });
     }
     let params: string[];
     try {
       params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
     } catch {
-      return problemResponse(400, `the request path ${url.pathname} is malformed`);
+      return problemResponse(400, `the request path ${quote(url.pathname)} is malformed`);
     }
-    return await handler(request, url, params);
+    const response = await handler(request, url, params);
+    if (request.method !== "HEAD") return response;
+    // HEAD: the GET answer's status and headers, no body. A JSON answer is
+    // measured so Content-Length is the GET's; a stream opened for it ends at once.
+    const headers = new Headers(response.headers);
+    if (response.body !== null && !headers.get("content-type")?.startsWith("text/event-stream")) {
+      headers.set("Content-Length", String((await response.arrayBuffer()).byteLength));
+    } else {
+      await response.body?.cancel();
+    }
+    return new Response(null, { status: response.status, headers });
   }
 
   async function handle(request: Request): Promise<Response> {
@@ -314,10 +406,13 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       log({ msg: "internal error", error: error instanceof Error ? error.message : String(error) });
       response = problemResponse(500, "internal error");
     }
-    if (config.corsOrigin !== undefined) {
-      response.headers.set("Access-Control-Allow-Origin", config.corsOrigin);
+    const allowOrigin = allowOriginHeader(request.headers.get("origin"), crossSite.corsOrigins);
+    if (allowOrigin !== undefined) {
+      response.headers.set("Access-Control-Allow-Origin", allowOrigin);
       response.headers.set("Access-Control-Expose-Headers", "X-Run-Id, Location, Retry-After");
-      if (config.corsOrigin !== "*") response.headers.append("Vary", "Origin");
+    }
+    if (crossSite.corsOrigins.length > 0 && allowOrigin !== "*") {
+      response.headers.append("Vary", "Origin");
     }
     log({
       msg: "request",
@@ -363,7 +458,12 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
 }
 
 function unknownRun(id: string): Response {
-  return problemResponse(404, `no run with id ${JSON.stringify(id)} (unknown or expired)`);
+  return problemResponse(404, `no run with id ${quote(id)} (unknown or expired)`);
+}
+
+/** `value` as a JSON string for a message, cut to its first 100 characters. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
 function unavailable(detail: string): Response {

@@ -11,8 +11,26 @@ import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
 export interface ServerConfig {
   /** Bearer token every route but `/health` requires; none when unset. */
   token?: string;
-  /** Origin allowed by CORS (`*` for any); CORS is off when unset. */
-  corsOrigin?: string;
+  /**
+   * Origin or origins allowed by CORS (`*` for any); CORS is off when unset.
+   * Requests whose `Origin` is neither the server's own nor one of these are
+   * refused with 403 (`Origin: null` always is).
+   */
+  corsOrigin?: string | readonly string[];
+  /**
+   * Host names the `Host` header may name besides the loopback ones, e.g. the
+   * public name behind a reverse proxy. On a loopback bind (`loopbackOnly`),
+   * `localhost`, `127.0.0.1` and `[::1]` are always allowed and any other name
+   * is refused (DNS rebinding); elsewhere the check applies only when this
+   * list is not empty.
+   */
+  allowedHosts?: string[];
+  /**
+   * Whether the server listens on a loopback address only (then the `Host`
+   * check is on even without `allowedHosts`). Default true: `createApp`
+   * cannot see the bind address, and the safe answer is the default.
+   */
+  loopbackOnly?: boolean;
   /** Most tasks in flight per run. Default unbounded. */
   maxConcurrency?: number;
   /** Milliseconds per task. Default 30000. */
@@ -25,10 +43,18 @@ export interface ServerConfig {
   maxBodyBytes?: number;
   /**
    * Bytes of events each run's log keeps. Default: enough for a whole run at
-   * the other limits (`maxTasks` × (`maxEventPayloadBytes` + 1 KiB)), and at
-   * least 16 MiB — about 65 MiB at the default limits.
+   * the other limits (`maxTasks` × (`maxEventPayloadBytes` + 1 KiB) + 4 KiB), and at
+   * least 16 MiB — 66,564,096 bytes (63.5 MiB) at the default limits.
    */
   maxRunLogBytes?: number;
+  /**
+   * Most bytes all run logs may hold together, active and kept runs alike.
+   * Finished runs give way first (oldest out); when active runs alone reach
+   * it, a new run is refused with 503. Default 512 MiB.
+   */
+  maxLogBytesTotal?: number;
+  /** Most open event streams (watchers) at once, server-wide; 503 beyond. Default 10,000. */
+  maxWatchers?: number;
   /** Most runs executing at once. Default 1000. */
   maxActiveRuns?: number;
   /** Most runs kept, finished ones included. Default 1000. */
@@ -79,6 +105,8 @@ export const SERVER_DEFAULTS = {
   maxTasks: 1000,
   maxBodyBytes: 1024 * 1024,
   maxRunLogBytes: 16 * 1024 * 1024,
+  maxLogBytesTotal: 512 * 1024 * 1024,
+  maxWatchers: 10_000,
   maxActiveRuns: 1000,
   maxRuns: 1000,
   runTtlSeconds: 600,
@@ -87,6 +115,8 @@ export const SERVER_DEFAULTS = {
   maxEventPayloadBytes: 64 * 1024,
   maxRunOutputBytes: 64 * 1024 * 1024,
   maxKeptRunBytes: 256 * 1024 * 1024,
+  allowedHosts: [] as string[],
+  loopbackOnly: true,
 } as const;
 
 /**

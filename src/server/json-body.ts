@@ -1,5 +1,7 @@
 /**
- * Reading a request's JSON body safely: content type checked, size limit
+ * Reading a request's JSON body safely: content type checked (JSON only:
+ * form and text bodies are what a browser sends cross-origin without a CORS
+ * preflight, so they are refused), size limit
  * enforced while reading (a large body is refused without being buffered),
  * UTF-8 and JSON errors answered with a 4xx problem.
  *
@@ -7,6 +9,7 @@
  */
 
 import { problemResponse } from "./problem.ts";
+import { concatBytes } from "./bytes.ts";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
 
@@ -14,15 +17,6 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
 export function isJsonContentType(value: string | null): boolean {
   if (value === null) return false;
   return JSON_TYPE.test(value.split(";")[0].trim());
-}
-
-/**
- * curl's `--data` labels any body `application/x-www-form-urlencoded`; such a
- * body is read as JSON too, so `curl --data @dag.json` works as people type it.
- */
-function isCurlDefault(value: string | null): boolean {
-  return value !== null &&
-    value.split(";")[0].trim().toLowerCase() === "application/x-www-form-urlencoded";
 }
 
 /**
@@ -34,13 +28,16 @@ export async function readJsonBody(
   maxBytes: number,
 ): Promise<{ value: unknown } | Response> {
   const type = request.headers.get("content-type");
-  const lenient = isCurlDefault(type);
-  if (!isJsonContentType(type) && !lenient) {
+  if (!isJsonContentType(type)) {
+    const given = type === null
+      ? "the request has no Content-Type"
+      : `Content-Type ${
+        JSON.stringify(type.length > 100 ? `${type.slice(0, 100)}…` : type)
+      } is not JSON`;
     return problemResponse(
       415,
-      type === null
-        ? "missing Content-Type: send the DAG as application/json"
-        : `Content-Type ${JSON.stringify(type)} is not JSON: send application/json`,
+      `${given}: send the DAG as application/json (with curl: ` +
+        `-H 'Content-Type: application/json' --data @dag.json, or --json @dag.json)`,
     );
   }
   const declared = request.headers.get("content-length");
@@ -65,7 +62,7 @@ export async function readJsonBody(
   } finally {
     reader.releaseLock();
   }
-  const bytes = concat(chunks, size);
+  const bytes = concatBytes(chunks);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -76,12 +73,6 @@ export async function readJsonBody(
   try {
     return { value: JSON.parse(text) };
   } catch (error) {
-    if (lenient) {
-      return problemResponse(
-        415,
-        "the body is form data, not JSON: send the DAG as application/json",
-      );
-    }
     const reason = error instanceof Error ? error.message : "syntax error";
     return problemResponse(400, `the request body is not valid JSON: ${reason}`);
   }
@@ -89,15 +80,4 @@ export async function readJsonBody(
 
 function tooLarge(maxBytes: number): Response {
   return problemResponse(413, `the request body is larger than ${maxBytes} bytes`);
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }

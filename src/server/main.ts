@@ -25,13 +25,18 @@ Flags (each also read from the environment variable shown):
   --host HOST                 interface to bind (DAGSTREAM_HOST)            [127.0.0.1]
   --port PORT                 port; 0 picks a free one (DAGSTREAM_PORT)     [8000]
   --token TOKEN               bearer token required on every route but /health (DAGSTREAM_TOKEN)
-  --cors-origin ORIGIN        allow this origin (or *) by CORS (DAGSTREAM_CORS_ORIGIN) [off]
+  --cors-origin ORIGIN        allow this origin (or *) by CORS; repeatable
+                              (DAGSTREAM_CORS_ORIGIN, comma-separated) [off]
+  --allowed-host NAME         a Host header name to accept besides localhost, 127.0.0.1 and
+                              [::1]; repeatable (DAGSTREAM_ALLOWED_HOSTS, comma-separated) [none]
   --max-concurrency N         tasks in flight per run (DAGSTREAM_MAX_CONCURRENCY) [unbounded]
   --task-timeout MS           per-task timeout (DAGSTREAM_TASK_TIMEOUT)     [30000]
   --scheduling MODE           eager | layered (DAGSTREAM_SCHEDULING)        [eager]
   --max-tasks N               tasks per DAG (DAGSTREAM_MAX_TASKS)           [1000]
   --max-body-bytes N          request body limit (DAGSTREAM_MAX_BODY_BYTES) [1048576]
-  --max-run-log-bytes N       events kept per run (DAGSTREAM_MAX_RUN_LOG_BYTES) [a whole run: max-tasks x (payload cap + 1 KiB)]
+  --max-run-log-bytes N       events kept per run (DAGSTREAM_MAX_RUN_LOG_BYTES) [a whole run: 66564096 at the defaults]
+  --max-log-bytes-total N     bytes of all run logs together (DAGSTREAM_MAX_LOG_BYTES_TOTAL) [536870912]
+  --max-watchers N            open event streams, server-wide (DAGSTREAM_MAX_WATCHERS) [10000]
   --max-active-runs N         runs executing at once (DAGSTREAM_MAX_ACTIVE_RUNS) [1000]
   --max-runs N                runs kept, finished ones included (DAGSTREAM_MAX_RUNS) [1000]
   --run-ttl-seconds N         how long finished runs are kept (DAGSTREAM_RUN_TTL_SECONDS) [600]
@@ -54,6 +59,8 @@ const NUMERIC = {
   "max-tasks": { min: 1, max: 10_000_000 },
   "max-body-bytes": { min: 1, max: Number.MAX_SAFE_INTEGER },
   "max-run-log-bytes": { min: 1, max: Number.MAX_SAFE_INTEGER },
+  "max-log-bytes-total": { min: 1, max: Number.MAX_SAFE_INTEGER },
+  "max-watchers": { min: 1, max: Number.MAX_SAFE_INTEGER },
   "max-active-runs": { min: 1, max: Number.MAX_SAFE_INTEGER },
   "max-runs": { min: 1, max: Number.MAX_SAFE_INTEGER },
   "run-ttl-seconds": { min: 0, max: 31_536_000 },
@@ -66,8 +73,15 @@ const NUMERIC = {
 
 type NumericFlag = keyof typeof NUMERIC;
 
-/** Thrown for a bad flag; main prints it and exits with status 2. */
-class UsageError extends Error {}
+/** Thrown for a bad flag; main prints it (one line) and exits with status 2. */
+class UsageError extends Error {
+  /** Whether to point at `--help` too (an unknown or malformed flag). */
+  readonly pointAtHelp: boolean;
+  constructor(message: string, pointAtHelp = false) {
+    super(message);
+    this.pointAtHelp = pointAtHelp;
+  }
+}
 
 /** The server settings and address given by flags and environment. */
 export interface CommandLine {
@@ -95,7 +109,6 @@ export function parseCommandLine(
   const stringFlags = [
     "host",
     "token",
-    "cors-origin",
     "scheduling",
     "mcp-config",
     ...Object.keys(NUMERIC),
@@ -106,6 +119,8 @@ export function parseCommandLine(
       args,
       options: {
         ...Object.fromEntries(stringFlags.map((name) => [name, { type: "string" as const }])),
+        "allowed-host": { type: "string", multiple: true },
+        "cors-origin": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -113,9 +128,9 @@ export function parseCommandLine(
       allowPositionals: false,
     });
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(error instanceof Error ? error.message : String(error), true);
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
   if (values.help) return { host: "", port: 0, config: {}, print: HELP };
   if (values.version) return { host: "", port: 0, config: {}, print: `dagstream ${VERSION}\n` };
   const get = (name: string): string | undefined => {
@@ -137,19 +152,24 @@ export function parseCommandLine(
   if (scheduling !== undefined && scheduling !== "eager" && scheduling !== "layered") {
     throw new UsageError(`--scheduling must be "eager" or "layered", got "${scheduling}"`);
   }
+  const host = get("host") ?? "127.0.0.1";
   return {
-    host: get("host") ?? "127.0.0.1",
+    host,
     port: num("port") ?? 8000,
     mcpConfig: get("mcp-config") || undefined,
     config: {
-      token: get("token") || undefined,
-      corsOrigin: get("cors-origin") || undefined,
+      token: checkedToken(get("token")),
+      corsOrigin: corsOrigins(values["cors-origin"], env("DAGSTREAM_CORS_ORIGIN")),
+      allowedHosts: allowedHosts(values["allowed-host"], env("DAGSTREAM_ALLOWED_HOSTS")),
+      loopbackOnly: isLoopback(host),
       maxConcurrency: num("max-concurrency"),
       taskTimeout: num("task-timeout"),
       scheduling,
       maxTasks: num("max-tasks"),
       maxBodyBytes: num("max-body-bytes"),
       maxRunLogBytes: num("max-run-log-bytes"),
+      maxLogBytesTotal: num("max-log-bytes-total"),
+      maxWatchers: num("max-watchers"),
       maxActiveRuns: num("max-active-runs"),
       maxRuns: num("max-runs"),
       runTtlSeconds: num("run-ttl-seconds"),
@@ -160,6 +180,89 @@ export function parseCommandLine(
       maxKeptRunBytes: num("max-kept-run-bytes"),
     },
   };
+}
+
+/** RFC 6750's `b64token`: the characters a bearer token can be sent with. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * The token to require, or undefined for none. An empty or blank one (from
+ * the flag or the environment) is refused: it must not silently mean "no
+ * authentication". So is one a client could never send in an
+ * `Authorization: Bearer` header. The message never contains the value.
+ */
+function checkedToken(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.trim() === "") {
+    throw new UsageError(
+      "--token (or DAGSTREAM_TOKEN) is empty: give a real token, or leave it unset for no authentication",
+    );
+  }
+  if (!B64TOKEN.test(raw)) {
+    throw new UsageError(
+      "--token (or DAGSTREAM_TOKEN) has characters a bearer token cannot carry: " +
+        "use only letters, digits and - . _ ~ + / (with = at the end)",
+    );
+  }
+  return raw;
+}
+
+/** `--allowed-host` values (repeatable), else the comma-separated environment variable. */
+function allowedHosts(flags: unknown, env: string | undefined): string[] | undefined {
+  const list = Array.isArray(flags) && flags.length > 0 ? flags : env?.split(",") ?? [];
+  const names = list.map((name) => String(name).trim().toLowerCase()).filter((name) => name !== "");
+  for (const name of names) {
+    if (!/^(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])$/.test(name)) {
+      throw new UsageError(
+        `--allowed-host must be a host name without port or scheme (e.g. example.com), got "${
+          name.slice(0, 100)
+        }"`,
+      );
+    }
+  }
+  return names.length > 0 ? names : undefined;
+}
+
+/** `--cors-origin` values (repeatable), else the comma-separated environment variable. */
+function corsOrigins(flags: unknown, env: string | undefined): string[] | undefined {
+  const list = Array.isArray(flags) && flags.length > 0 ? flags : env?.split(",") ?? [];
+  const origins = list.map((origin) => String(origin).trim()).filter((origin) => origin !== "");
+  for (const origin of origins) {
+    if (origin !== "*" && !/^https?:\/\/[^/?#\s]+$/i.test(origin)) {
+      throw new UsageError(
+        `--cors-origin must be * or an origin like https://app.example (scheme, host, optional port), got "${
+          origin.slice(0, 100)
+        }"`,
+      );
+    }
+  }
+  return origins.length > 0 ? origins : undefined;
+}
+
+/** Whether binding `host` listens on loopback addresses only. */
+export function isLoopback(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return name === "localhost" || name === "::1" || /^127(?:\.\d{1,3}){3}$/.test(name);
+}
+
+/**
+ * `args` with the value of `--token` replaced by `***`, for anything printed
+ * (a command line to copy, a log line).
+ */
+export function redactSecrets(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--token" && i + 1 < args.length) {
+      out.push(arg, "***");
+      i++;
+    } else if (arg.startsWith("--token=")) {
+      out.push("--token=***");
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /** Most ms a graceful shutdown may take before the process exits anyway. */
@@ -177,7 +280,11 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    console.error(`dagstream: ${error.message}\nRun with --help to see the flags.`);
+    console.error(
+      `dagstream: ${error.message}${
+        error.pointAtHelp ? " (run with --help to see the flags)" : ""
+      }`,
+    );
     Deno.exit(2);
   }
   if (commandLine.print !== undefined) {
@@ -219,14 +326,35 @@ async function main(): Promise<void> {
     if (stopping) return; // a signal came while the servers started: stop() closed them
   }
   const app = running.app = createApp({ ...commandLine.config, mcp: running.mcp });
-  const server = running.server = Deno.serve({
-    hostname: commandLine.host,
-    port: commandLine.port,
-    onListen({ hostname, port }) {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      console.log(`Listening on http://${host}:${port}/`);
-    },
-  }, (request) => app.handle(request));
+  let server: Deno.HttpServer;
+  try {
+    server = running.server = Deno.serve({
+      hostname: commandLine.host,
+      port: commandLine.port,
+      onListen({ hostname, port }) {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        console.log(`Listening on http://${host}:${port}/`);
+      },
+    }, (request) => app.handle(request));
+  } catch (error) {
+    await app.shutdown();
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(`error: port ${commandLine.port} is already in use (try --port 0)`);
+    } else if (error instanceof Deno.errors.AddrNotAvailable) {
+      console.error(`error: cannot listen on ${commandLine.host}: no such local address`);
+    } else if (
+      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+    ) {
+      console.error(`error: no permission to listen on ${commandLine.host}:${commandLine.port}`);
+    } else {
+      console.error(
+        `error: cannot listen on ${commandLine.host}:${commandLine.port}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    }
+    Deno.exit(2);
+  }
   await server.finished;
 }
 
@@ -259,7 +387,7 @@ async function startMcp(
     throw error;
   }
   const permissions = mcpPermissions(config, path);
-  const narrow = denoServeCommand(permissions, Deno.args);
+  const narrow = denoServeCommand(permissions, redactSecrets(Deno.args));
   const missing = missingPermissions(permissions);
   if (missing.length > 0) {
     return fail(

@@ -19,14 +19,51 @@ const OFFERED = ["application/json", "text/event-stream"];
  * @example
  * ```ts
  * import { negotiateResponse } from "./negotiate.ts";
- * negotiateResponse(new Headers({ accept: "text/event-stream" })); // "sse"
- * negotiateResponse(new Headers()); // "json"
+ * import assert from "node:assert/strict";
+ * assert.equal(negotiateResponse(new Headers({ accept: "text/event-stream" })), "sse");
+ * assert.equal(negotiateResponse(new Headers()), "json");
+ * assert.equal(negotiateResponse(new Headers({ accept: "image/png" })), null);
  * ```
  */
 export function negotiateResponse(headers: Headers): ResponseKind | null {
   const accept = headers.get("accept");
   if (accept === null || accept.trim() === "") return "json";
-  const preferred = new Negotiator({ headers: { accept } }).mediaType(OFFERED);
+  const preferred = new Negotiator({ headers: { accept: withoutParameters(accept) } })
+    .mediaType(OFFERED);
   if (preferred === undefined) return null;
   return preferred === "text/event-stream" ? "sse" : "json";
+}
+
+/**
+ * Whether a route that answers only `text/event-stream` may answer this
+ * request: no `Accept`, or one that admits the type (q-values honoured,
+ * other parameters such as `charset=utf-8` ignored).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acceptsEventStream } from "./negotiate.ts";
+ * assert.equal(acceptsEventStream(new Headers({ accept: "text/event-stream; charset=utf-8" })), true);
+ * assert.equal(acceptsEventStream(new Headers({ accept: "application/json" })), false);
+ * assert.equal(acceptsEventStream(new Headers()), true);
+ * ```
+ */
+export function acceptsEventStream(headers: Headers): boolean {
+  const accept = headers.get("accept");
+  if (accept === null || accept.trim() === "") return true;
+  return new Negotiator({ headers: { accept: withoutParameters(accept) } })
+    .mediaType(["text/event-stream"]) !== undefined;
+}
+
+/**
+ * An `Accept` value with each media range's parameters dropped except `q`:
+ * the offered types have no parameters, and a range that names one
+ * (`text/event-stream; charset=utf-8`) still means that type.
+ */
+function withoutParameters(accept: string): string {
+  return accept.split(",").map((range) => {
+    const [type, ...parameters] = range.split(";");
+    const q = parameters.find((p) => /^\s*q\s*=/i.test(p));
+    return q === undefined ? type.trim() : `${type.trim()};${q.trim()}`;
+  }).join(", ");
 }

@@ -4,6 +4,17 @@
  * frames give way. Any number of readers follow the log at their own pace
  * through a cursor (the last sequence id they have); appending never waits.
  *
+ * Frames are stored as UTF-8 bytes, packed into blocks of up to 64 KiB that
+ * every reader shares: a read hands out a view of a block, not a copy, so a
+ * thousand watchers of one run hold that run's bytes once, however far behind
+ * they are. The views are read-only by contract: whoever gets one must not
+ * write into it.
+ *
+ * Several logs may share a {@linkcode LogBudget}: the bytes of all of them
+ * together, bounded. A log whose append puts the budget over first asks the
+ * budget's owner to free others (a server forgets finished runs), then gives
+ * way itself, oldest events first, as it does past its own bound.
+ *
  * @module
  */
 
@@ -17,17 +28,108 @@ export type LogRead =
   | { kind: "wait" }
   | { kind: "end" };
 
+/**
+ * What a reader gets from {@linkcode RunLog.readChunk}: the same as
+ * {@linkcode LogRead}, with the frames as a shared, read-only byte view.
+ */
+export type LogChunk =
+  | { kind: "frames"; bytes: Uint8Array; lastSeq: number; events: number }
+  | { kind: "lost"; missed: number; firstSeq: number }
+  | { kind: "wait" }
+  | { kind: "end" };
+
+/**
+ * A bound on the bytes of several {@linkcode RunLog}s together. Logs charge
+ * it as they append and release it as frames give way or the log is
+ * discarded. When an append puts it over `maxBytes`, the log calls
+ * `reclaim` (which may discard other logs), then drops its own oldest
+ * frames until the budget holds again (it always keeps its newest frame).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LogBudget, RunLog } from "./run-log.ts";
+ * const budget = new LogBudget(300);
+ * const a = new RunLog(10_000, undefined, budget);
+ * const b = new RunLog(10_000, undefined, budget);
+ * for (let i = 0; i < 5; i++) {
+ *   a.append({ type: "error", data: { error: "x", timestamp: "t" } });
+ *   b.append({ type: "error", data: { error: "x", timestamp: "t" } });
+ * }
+ * assert.ok(budget.usedBytes <= 300);
+ * assert.equal(budget.usedBytes, a.bytes + b.bytes);
+ * ```
+ */
+export class LogBudget {
+  /** Most bytes the logs may hold together. */
+  readonly maxBytes: number;
+  readonly #reclaim: ((excess: number) => void) | undefined;
+  #used = 0;
+
+  /**
+   * Creates a budget.
+   *
+   * @param maxBytes most bytes of frames all its logs may hold together
+   * @param reclaim called with the excess when an append puts the budget
+   *   over; may free bytes of other logs (e.g. discard finished runs' logs)
+   */
+  constructor(maxBytes: number, reclaim?: (excess: number) => void) {
+    this.maxBytes = maxBytes;
+    this.#reclaim = reclaim;
+  }
+
+  /** Bytes of frames all its logs hold now. */
+  get usedBytes(): number {
+    return this.#used;
+  }
+
+  /** Counts `bytes` more (called by a log). */
+  charge(bytes: number): void {
+    this.#used += bytes;
+  }
+
+  /** Counts `bytes` less (called by a log). */
+  release(bytes: number): void {
+    this.#used -= bytes;
+  }
+
+  /** Asks the owner to free bytes when over the bound (called by a log). */
+  reclaim(): void {
+    if (this.#used > this.maxBytes) this.#reclaim?.(this.#used - this.maxBytes);
+  }
+}
+
+/** Frames are packed into blocks of at most this many bytes. */
+const BLOCK_BYTES = 64 * 1024;
+/** A log's first block starts this small (a short run stays small) and doubles as it fills. */
+const FIRST_BLOCK_BYTES = 1024;
+
+/** A buffer of encoded frames; `bytes` is replaced when the block grows or is trimmed. */
+interface Block {
+  bytes: Uint8Array;
+  used: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /** Bounded, append-only log of a run's encoded events. */
 export class RunLog {
   readonly #maxBytes: number;
   readonly #maxPayloadBytes: number | undefined;
-  #frames: string[] = [];
+  readonly #budget: LogBudget | undefined;
+  /** For each frame (from `#head`): its block, offset in it and size in bytes. */
+  #blocks: (Block | undefined)[] = [];
+  #offsets: number[] = [];
   #sizes: number[] = [];
+  /** The block appends go to, while it has room; undefined once sealed. */
+  #open: Block | undefined;
   #head = 0;
   #firstSeq = 1;
   #nextSeq = 1;
   #bytes = 0;
   #ended = false;
+  #discarded = false;
   #waiters = new Set<() => void>();
 
   /**
@@ -35,10 +137,12 @@ export class RunLog {
    *
    * @param maxBytes most bytes of frames kept
    * @param maxPayloadBytes cap on one `task_complete` event's data
+   * @param budget a bound shared with other logs, if any
    */
-  constructor(maxBytes: number, maxPayloadBytes?: number) {
+  constructor(maxBytes: number, maxPayloadBytes?: number, budget?: LogBudget) {
     this.#maxBytes = maxBytes;
     this.#maxPayloadBytes = maxPayloadBytes;
+    this.#budget = budget;
   }
 
   /** Sequence id of the last event appended (0 when none). */
@@ -51,7 +155,7 @@ export class RunLog {
     return this.#firstSeq;
   }
 
-  /** Bytes of frames kept. */
+  /** Bytes of frames kept (UTF-8). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -61,16 +165,35 @@ export class RunLog {
     return this.#ended;
   }
 
+  /** Whether {@linkcode RunLog.discard} emptied the log. */
+  get discarded(): boolean {
+    return this.#discarded;
+  }
+
   /** Appends an event; returns its sequence id. Ignored (returns 0) once ended. */
   append(event: SSEEvent): number {
     if (this.#ended) return 0;
     const seq = this.#nextSeq++;
     const frame = encodeSSEEvent(event, seq, this.#maxPayloadBytes);
     const size = utf8Length(frame);
-    this.#frames.push(frame);
+    const block = this.#blockFor(size);
+    const offset = block.used;
+    encoder.encodeInto(frame, block.bytes.subarray(offset, offset + size));
+    block.used += size;
+    this.#blocks.push(block);
+    this.#offsets.push(offset);
     this.#sizes.push(size);
     this.#bytes += size;
-    while (this.#bytes > this.#maxBytes && this.#frames.length - this.#head > 1) this.#dropOldest();
+    const budget = this.#budget;
+    budget?.charge(size);
+    while (this.#bytes > this.#maxBytes && this.#blocks.length - this.#head > 1) this.#dropOldest();
+    if (budget !== undefined && budget.usedBytes > budget.maxBytes) {
+      // Others give way first (the owner decides who), then this log.
+      budget.reclaim();
+      while (budget.usedBytes > budget.maxBytes && this.#blocks.length - this.#head > 1) {
+        this.#dropOldest();
+      }
+    }
     this.#wake();
     return seq;
   }
@@ -79,29 +202,79 @@ export class RunLog {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (this.#open !== undefined) this.#seal(this.#open);
+    this.#wake();
+  }
+
+  /**
+   * Drops every frame and ends the log (its run is forgotten): its bytes go
+   * back to the budget at once, and a reader that had not read everything
+   * gets `lost` next.
+   */
+  discard(): void {
+    if (this.#discarded) return;
+    this.#discarded = true;
+    this.#budget?.release(this.#bytes);
+    this.#bytes = 0;
+    this.#blocks = [];
+    this.#offsets = [];
+    this.#sizes = [];
+    this.#open = undefined;
+    this.#head = 0;
+    this.#firstSeq = this.#nextSeq;
+    this.#ended = true;
     this.#wake();
   }
 
   /**
    * Frames after `cursor` (a sequence id), joined, up to about `maxBytes`;
    * or how many events the reader missed when they have given way; or
-   * `wait` / `end` when there is nothing new.
+   * `wait` / `end` when there is nothing new. Decodes a copy: readers that
+   * send bytes use {@linkcode RunLog.readChunk}.
    */
   read(cursor: number, maxBytes = 256 * 1024): LogRead {
+    const first = this.readChunk(cursor, maxBytes);
+    if (first.kind !== "frames") return first;
+    let text = decoder.decode(first.bytes);
+    let lastSeq = first.lastSeq;
+    let bytes = first.bytes.byteLength;
+    while (bytes < maxBytes) {
+      const next = this.readChunk(lastSeq, maxBytes - bytes);
+      if (next.kind !== "frames" || bytes + next.bytes.byteLength > maxBytes) break;
+      text += decoder.decode(next.bytes);
+      bytes += next.bytes.byteLength;
+      lastSeq = next.lastSeq;
+    }
+    return { kind: "frames", frames: text, lastSeq };
+  }
+
+  /**
+   * Like {@linkcode RunLog.read}, without copying: the frames after `cursor`
+   * that lie in one block (at most about `maxBytes`, at least one frame), as
+   * a view of the block every reader shares. Do not write into it.
+   */
+  readChunk(cursor: number, maxBytes = 256 * 1024): LogChunk {
     if (cursor + 1 < this.#firstSeq) {
       return { kind: "lost", missed: this.#firstSeq - 1 - cursor, firstSeq: this.#firstSeq };
     }
     const start = this.#head + (cursor + 1 - this.#firstSeq);
-    const frames = this.#frames;
-    if (start >= frames.length) return this.#ended ? { kind: "end" } : { kind: "wait" };
-    let end = start;
-    let bytes = 0;
-    while (end < frames.length && (end === start || bytes + this.#sizes[end] <= maxBytes)) {
-      bytes += this.#sizes[end];
+    const blocks = this.#blocks;
+    if (start >= blocks.length) return this.#ended ? { kind: "end" } : { kind: "wait" };
+    const block = blocks[start]!;
+    const sizes = this.#sizes;
+    let end = start + 1;
+    let bytes = sizes[start];
+    while (end < blocks.length && blocks[end] === block && bytes + sizes[end] <= maxBytes) {
+      bytes += sizes[end];
       end++;
     }
-    const text = end - start === 1 ? frames[start] : frames.slice(start, end).join("");
-    return { kind: "frames", frames: text, lastSeq: cursor + (end - start) };
+    const from = this.#offsets[start];
+    return {
+      kind: "frames",
+      bytes: block.bytes.subarray(from, from + bytes),
+      lastSeq: cursor + (end - start),
+      events: end - start,
+    };
   }
 
   /**
@@ -125,13 +298,57 @@ export class RunLog {
     });
   }
 
+  /**
+   * The block to write a frame of `size` bytes into: the open one if it has
+   * room (grown by doubling up to {@linkcode BLOCK_BYTES}), else a new one.
+   * A large frame gets a block of its own, exactly its size. Growing copies
+   * the block into a larger buffer: views handed out earlier keep the old
+   * buffer, whose bytes are the same.
+   */
+  #blockFor(size: number): Block {
+    const open = this.#open;
+    if (open !== undefined) {
+      const need = open.used + size;
+      if (need <= open.bytes.length) return open;
+      if (need <= BLOCK_BYTES) {
+        const grown = new Uint8Array(Math.min(BLOCK_BYTES, Math.max(need, open.bytes.length * 2)));
+        grown.set(open.bytes.subarray(0, open.used));
+        open.bytes = grown;
+        return open;
+      }
+      this.#seal(open);
+    }
+    if (size * 2 >= BLOCK_BYTES) return { bytes: new Uint8Array(size), used: 0 };
+    // A block starts small (a short run stays small); after one that filled
+    // up (at least half of it, since larger frames get their own), full-size.
+    const capacity = open === undefined ? Math.max(FIRST_BLOCK_BYTES, size) : BLOCK_BYTES;
+    const block = { bytes: new Uint8Array(capacity), used: 0 };
+    this.#open = block;
+    return block;
+  }
+
+  /**
+   * Takes no more frames into `block`, and gives back its unused room when
+   * that is more than an eighth of what it holds (copying it to a smaller
+   * buffer): a sealed block is never more than 9/8 of its frames.
+   */
+  #seal(block: Block): void {
+    if (this.#open === block) this.#open = undefined;
+    if (block.bytes.length - block.used > block.used / 8) {
+      block.bytes = block.bytes.slice(0, block.used);
+    }
+  }
+
   #dropOldest(): void {
-    this.#bytes -= this.#sizes[this.#head];
-    this.#frames[this.#head] = "";
+    const size = this.#sizes[this.#head];
+    this.#bytes -= size;
+    this.#budget?.release(size);
+    this.#blocks[this.#head] = undefined;
     this.#head++;
     this.#firstSeq++;
-    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
-      this.#frames = this.#frames.slice(this.#head);
+    if (this.#head > 1024 && this.#head * 2 > this.#blocks.length) {
+      this.#blocks = this.#blocks.slice(this.#head);
+      this.#offsets = this.#offsets.slice(this.#head);
       this.#sizes = this.#sizes.slice(this.#head);
       this.#head = 0;
     }

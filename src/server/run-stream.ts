@@ -1,10 +1,14 @@
 /**
  * The SSE body of one watcher of a run: replays the run's log after a
- * cursor, then follows it live, at the watcher's own pace. The watcher holds
- * at most one batch of frames; its place is a sequence id, so a slow watcher
- * costs no memory beyond that. If the events it needs next have given way in
- * the log, it gets an `error` event saying how many it missed and where the
- * full result is, and the stream closes.
+ * cursor, then follows it live, at the watcher's own pace. Its place is a
+ * sequence id, and what it sends are views of the log's shared blocks (at
+ * most 64 KiB each), not copies: the body holds one such view until the
+ * client takes it, and the HTTP layer a few more while the socket is full.
+ * So a slow or stalled watcher costs only references to bytes the log keeps
+ * anyway — unless those bytes give way meanwhile, when it keeps its few
+ * blocks alive. If the events it needs next have given way in the log, it
+ * gets an `error` event saying how many it missed and where the full result
+ * is, and the stream closes.
  *
  * @module
  */
@@ -64,10 +68,10 @@ async function follow(
 ): Promise<void> {
   let cursor = options.after;
   while (!body.ended) {
-    const read = run.log.read(cursor);
+    const read = run.log.readChunk(cursor);
     switch (read.kind) {
       case "frames":
-        body.push(read.frames);
+        body.push(read.bytes, read.events);
         cursor = read.lastSeq;
         await body.drained(0);
         break;

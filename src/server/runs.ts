@@ -3,7 +3,10 @@
  * any number of watchers read, a status, and, once over, its full result.
  * The registry bounds active runs, and forgets finished ones after a TTL or
  * when more than `maxRuns` are kept (oldest first), so memory stays bounded
- * however long the server runs.
+ * however long the server runs. With `maxLogBytesTotal` it also bounds the
+ * bytes of all run logs together: finished runs give way first (oldest
+ * first), then an active run's log gives way to its own new events, and new
+ * runs are refused while the active runs' logs fill the budget.
  *
  * @module
  */
@@ -12,7 +15,7 @@ import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/ty
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
-import { RunLog } from "./run-log.ts";
+import { LogBudget, RunLog } from "./run-log.ts";
 import { type OutputBudget, withOutputBudget } from "./output-budget.ts";
 
 /** Where a run is in its life. */
@@ -24,6 +27,16 @@ export interface RunSettings {
   executor: ExecutorConfig;
   /** Most bytes of events a run's log keeps. */
   maxRunLogBytes: number;
+  /**
+   * Most bytes of events all run logs keep together, active and finished
+   * runs alike. When an event would go past it, finished runs are forgotten,
+   * oldest first; when none is left, the run's own oldest events give way
+   * (its watchers that still needed them get `events_lost`). While the
+   * active runs' logs leave less than one event's room
+   * ({@linkcode RunRegistry.refusal}), `start` refuses new runs. Default
+   * unbounded.
+   */
+  maxLogBytesTotal?: number;
   /** Cap on one `task_complete` event's data, in bytes. */
   maxEventPayloadBytes: number;
   /**
@@ -68,10 +81,22 @@ export class Run {
   readonly #controller = new AbortController();
   readonly #budget: OutputBudget | undefined;
 
-  /** Starts running `dag` at once. */
-  constructor(dag: PreparedDAG, tools: ToolExecutor, settings: RunSettings) {
+  /**
+   * Starts running `dag` at once.
+   *
+   * @param dag the validated DAG
+   * @param tools runs the tasks' tool calls
+   * @param settings limits and executor settings
+   * @param logBudget the bound the run's log shares with other runs' logs, if any
+   */
+  constructor(
+    dag: PreparedDAG,
+    tools: ToolExecutor,
+    settings: RunSettings,
+    logBudget?: LogBudget,
+  ) {
     this.taskCount = dag.tasks.length;
-    this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes);
+    this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes, logBudget);
     const log = this.log;
     const progress = new ProgressThrottle();
     const max = settings.maxRunOutputBytes;
@@ -142,17 +167,29 @@ export class Run {
   }
 }
 
+/** Why {@linkcode RunRegistry.start} refuses a run: the limit that is reached. */
+export type RunRefusal = "maxActiveRuns" | "maxLogBytesTotal";
+
+/**
+ * Bytes of a frame besides its payload, about (`id:`, `event:`, `data:`): a
+ * new run needs room for one full-size event, the payload cap plus this.
+ */
+const FRAME_OVERHEAD_BYTES = 1024;
+
 /** The runs a server knows, active and recently finished. */
 export class RunRegistry {
   readonly #tools: ToolExecutor;
   readonly #settings: RunSettings;
   readonly #runs = new Map<string, Run>();
   readonly #onFinish: ((run: Run) => void) | undefined;
+  readonly #logBudget: LogBudget | undefined;
   /** Finished runs still kept, in the order they ended (from `#finishedHead`). */
   #finished: Run[] = [];
   /** `keptBytes` of each run of `#finished` when it ended, and their sum from the head. */
   #finishedBytes: number[] = [];
   #keptBytes = 0;
+  /** Bytes of the logs of the finished runs kept (they no longer change). */
+  #finishedLogBytes = 0;
   #finishedHead = 0;
   #active = 0;
 
@@ -167,6 +204,10 @@ export class RunRegistry {
     this.#tools = tools;
     this.#settings = settings;
     this.#onFinish = onFinish;
+    const max = settings.maxLogBytesTotal;
+    this.#logBudget = max === undefined
+      ? undefined
+      : new LogBudget(max, () => this.#reclaimLogBytes());
   }
 
   /** Runs executing now. */
@@ -174,11 +215,46 @@ export class RunRegistry {
     return this.#active;
   }
 
-  /** Starts a run, or returns `null` when `maxActiveRuns` are already executing. */
+  /** Bytes of events all kept runs' logs hold now, active and finished. */
+  get logBytes(): number {
+    if (this.#logBudget !== undefined) return this.#logBudget.usedBytes;
+    let bytes = 0;
+    for (const run of this.#runs.values()) bytes += run.log.bytes;
+    return bytes;
+  }
+
+  /** Bytes of events the active runs' logs hold now. */
+  get activeLogBytes(): number {
+    return this.logBytes - this.#finishedLogBytes;
+  }
+
+  /**
+   * Which limit would make {@linkcode RunRegistry.start} refuse a run now:
+   * `maxActiveRuns` runs executing, or (with `maxLogBytesTotal`) active runs'
+   * logs leaving less than one full-size event's room; undefined when a run
+   * may start.
+   */
+  refusal(): RunRefusal | undefined {
+    if (this.#active >= this.#settings.maxActiveRuns) return "maxActiveRuns";
+    const budget = this.#logBudget;
+    if (budget !== undefined) {
+      const room = Math.min(
+        this.#settings.maxEventPayloadBytes + FRAME_OVERHEAD_BYTES,
+        budget.maxBytes / 2,
+      );
+      if (this.activeLogBytes + room > budget.maxBytes) return "maxLogBytesTotal";
+    }
+    return undefined;
+  }
+
+  /**
+   * Starts a run, or returns `null` when a limit is reached
+   * ({@linkcode RunRegistry.refusal} says which).
+   */
   start(dag: PreparedDAG): Run | null {
-    if (this.#active >= this.#settings.maxActiveRuns) return null;
+    if (this.refusal() !== undefined) return null;
     this.#prune(1);
-    const run = new Run(dag, this.#tools, this.#settings);
+    const run = new Run(dag, this.#tools, this.#settings, this.#logBudget);
     this.#runs.set(run.id, run);
     this.#active++;
     run.done.then(() => {
@@ -187,6 +263,7 @@ export class RunRegistry {
       this.#finished.push(run);
       this.#finishedBytes.push(bytes);
       this.#keptBytes += bytes;
+      this.#finishedLogBytes += run.log.bytes;
       // A finished run's memory may be over the budget now: free it now.
       if (this.#settings.maxKeptRunBytes !== undefined) this.#prune(0);
       this.#onFinish?.(run);
@@ -232,15 +309,39 @@ export class RunRegistry {
       const excess = this.#runs.size + room > this.#settings.maxRuns ||
         (this.#keptBytes > maxBytes && this.#finishedHead < finished.length - 1);
       if (!excess && now - run.finishedAt! < ttlMs) break;
-      this.#runs.delete(run.id);
-      this.#keptBytes -= this.#finishedBytes[this.#finishedHead];
-      finished[this.#finishedHead++] = undefined as unknown as Run;
+      this.#forgetOldestFinished();
     }
     if (this.#finishedHead > 1024 && this.#finishedHead * 2 > finished.length) {
       this.#finished = finished.slice(this.#finishedHead);
       this.#finishedBytes = this.#finishedBytes.slice(this.#finishedHead);
       this.#finishedHead = 0;
     }
+  }
+
+  /**
+   * A log's append put the log budget over: forgets finished runs, oldest
+   * first, until it holds again or none is left (then the appending log
+   * gives way itself).
+   */
+  #reclaimLogBytes(): void {
+    const budget = this.#logBudget!;
+    while (budget.usedBytes > budget.maxBytes && this.#finishedHead < this.#finished.length) {
+      this.#forgetOldestFinished();
+    }
+  }
+
+  /**
+   * Forgets the finished run at the head of the queue. Its log is discarded
+   * at once, so its bytes are free even while a watcher still reads it (that
+   * watcher gets `events_lost`).
+   */
+  #forgetOldestFinished(): void {
+    const run = this.#finished[this.#finishedHead];
+    this.#runs.delete(run.id);
+    this.#keptBytes -= this.#finishedBytes[this.#finishedHead];
+    this.#finishedLogBytes -= run.log.bytes;
+    run.log.discard();
+    this.#finished[this.#finishedHead++] = undefined as unknown as Run;
   }
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
 import type { SSEEvent } from "../dag/events.ts";
 import { describeError } from "../dag/errors.ts";
 
@@ -196,6 +197,10 @@ const encoder = new TextEncoder();
  * body is pull-driven: `bufferedBytes` grows while a client reads slower
  * than frames arrive, and {@linkcode SSEBody.drained} lets a producer wait.
  *
+ * Frames may be text, or UTF-8 bytes: bytes pushed alone are handed to the
+ * client as they are, not copied (so many bodies can send views of one
+ * shared buffer; nothing may write into a view once pushed).
+ *
  * @example
  * ```ts
  * import { SSEBody, SSE_HEADERS } from "./sse.ts";
@@ -209,7 +214,7 @@ const encoder = new TextEncoder();
 export class SSEBody {
   /** The stream to hand to `new Response(...)`. */
   readonly readable: ReadableStream<Uint8Array>;
-  #parts: string[] = [];
+  #parts: (string | Uint8Array)[] = [];
   #bytes = 0;
   #events = 0;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -253,7 +258,7 @@ export class SSEBody {
     }
   }
 
-  /** Characters queued and not yet handed to the client. */
+  /** Queued and not yet handed to the client: characters of text frames, bytes of byte frames. */
   get bufferedBytes(): number {
     return this.#bytes;
   }
@@ -270,19 +275,20 @@ export class SSEBody {
 
   /**
    * Queues one or more encoded frames holding `events` events (default 1;
-   * {@linkcode SSEBody.bufferedEvents} counts them). Ignored once the body
+   * {@linkcode SSEBody.bufferedEvents} counts them), as text or as UTF-8
+   * bytes (not copied: do not modify them afterwards). Ignored once the body
    * has ended.
    */
-  push(frames: string, events = 1): void {
+  push(frames: string | Uint8Array, events = 1): void {
     this.#sentSinceTick = true;
     this.#events += events;
     this.#queue(frames);
   }
 
-  #queue(frames: string): void {
+  #queue(frames: string | Uint8Array): void {
     if (this.#ended || this.#closing) return;
     this.#parts.push(frames);
-    this.#bytes += frames.length;
+    this.#bytes += typeof frames === "string" ? frames.length : frames.byteLength;
     if (this.#wake !== undefined && !this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(this.#flushToWaitingReader);
@@ -334,11 +340,11 @@ export class SSEBody {
   };
 
   #enqueueParts(): void {
-    const text = this.#parts.length === 1 ? this.#parts[0] : this.#parts.join("");
+    const chunk = oneChunk(this.#parts);
     this.#parts = [];
     this.#bytes = 0;
     this.#events = 0;
-    this.#controller.enqueue(encoder.encode(text));
+    this.#controller.enqueue(chunk);
     this.#notifyDrained();
     if (this.#closing) this.#finish();
   }
@@ -377,4 +383,17 @@ export class SSEBody {
     this.#drainWaiters = [];
     for (const check of waiters) check();
   }
+}
+
+/**
+ * The parts as one UTF-8 chunk: a byte part alone as it is (no copy), text
+ * joined then encoded, a mix encoded and concatenated.
+ */
+function oneChunk(parts: (string | Uint8Array)[]): Uint8Array {
+  if (parts.length === 1) {
+    const part = parts[0];
+    return typeof part === "string" ? encoder.encode(part) : part;
+  }
+  if (parts.every((part) => typeof part === "string")) return encoder.encode(parts.join(""));
+  return concatBytes(parts.map((part) => typeof part === "string" ? encoder.encode(part) : part));
 }

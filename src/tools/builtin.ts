@@ -10,6 +10,9 @@ import type { ToolDefinition } from "./registry.ts";
 /** Default wait of `mock:delay`, in ms. */
 export const DEFAULT_DELAY_MS = 100;
 
+/** Longest wait of `mock:delay`, in ms (the longest a timer can wait). */
+const MAX_DELAY_MS = 2147483647;
+
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.reject(signal.reason);
@@ -44,25 +47,42 @@ export const builtinTools: Readonly<Record<string, ToolDefinition>> = {
       "Stops at once when the task is cancelled or times out.",
     inputSchema: {
       type: "object",
-      properties: { ms: { type: "number", minimum: 0, maximum: 2147483647 } },
+      properties: {
+        ms: {
+          type: "integer",
+          minimum: 0,
+          maximum: MAX_DELAY_MS,
+          description: `milliseconds to wait (default ${DEFAULT_DELAY_MS})`,
+        },
+      },
+      additionalProperties: false,
     },
     async run(args, ctx) {
       const ms = args.ms ?? DEFAULT_DELAY_MS;
-      if (typeof ms !== "number" || !(ms >= 0) || ms > 2147483647) {
-        throw new TypeError("mock:delay: ms must be a number of milliseconds from 0 to 2147483647");
+      // The registry checks the schema; this guards direct calls of `run`.
+      if (!Number.isInteger(ms) || (ms as number) < 0 || (ms as number) > MAX_DELAY_MS) {
+        throw new TypeError(
+          `mock:delay: ms must be a whole number of milliseconds from 0 to ${MAX_DELAY_MS}`,
+        );
       }
-      await sleep(ms, ctx.signal);
+      await sleep(ms as number, ctx.signal);
       return { waitedMs: ms };
     },
   },
   "mock:echo": {
     description: "Returns its arguments unchanged.",
-    inputSchema: { type: "object", additionalProperties: true },
+    inputSchema: { type: "object" },
     run: (args) => args,
   },
   "mock:fail": {
     description: 'Fails with `message` (default "mock:fail").',
-    inputSchema: { type: "object", properties: { message: { type: "string" } } },
+    inputSchema: {
+      type: "object",
+      properties: {
+        message: { type: "string", description: 'the error message (default "mock:fail")' },
+      },
+      additionalProperties: false,
+    },
     run(args) {
       const message = typeof args.message === "string" ? args.message : "mock:fail";
       throw new Error(message);

@@ -217,7 +217,7 @@ export function parseMcpConfig(document: unknown, source: string, baseDir?: stri
     if (hasCommand) {
       const parsed = stdioSchema.safeParse(entry);
       if (!parsed.success) {
-        issues.push(...zodIssues(parsed.error, path));
+        for (const issue of zodIssues(parsed.error, path)) issues.push(issue);
         continue;
       }
       if (parsed.data.disabled) {
@@ -235,7 +235,7 @@ export function parseMcpConfig(document: unknown, source: string, baseDir?: stri
     } else {
       const parsed = httpSchema.safeParse(entry);
       if (!parsed.success) {
-        issues.push(...zodIssues(parsed.error, path));
+        for (const issue of zodIssues(parsed.error, path)) issues.push(issue);
         continue;
       }
       if (parsed.data.disabled) {

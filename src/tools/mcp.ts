@@ -9,9 +9,10 @@
  * - Output: a call's `structuredContent` when present; else a single text
  *   item, parsed as JSON when it is JSON, else its text; else the content
  *   array. `isError: true` fails the task with the tool's text.
- * - Arguments are checked against the tool's input schema (with the SDK's
- *   validator) before the call; a mismatch fails the task with the schema's
- *   message.
+ * - Arguments are checked against the tool's input schema before the call
+ *   (with the validator every tool shares, `./schema.ts`); a mismatch fails
+ *   the task with the schema's message. `checkArguments` checks a task's
+ *   arguments before the run.
  * - The task's signal and timeout reach the call: the SDK sends the server
  *   `notifications/cancelled` and stops waiting. The server's progress
  *   notifications go to `ctx.progress` (a `task_progress` event).
@@ -32,10 +33,11 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { ErrorCode, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import denoJson from "../../deno.json" with { type: "json" };
 import type { ToolContext, ToolExecutor } from "../dag/types.ts";
+import type { ArgumentIssue } from "../dag/validate.ts";
+import { compileInputSchema, describeArgumentIssues } from "./schema.ts";
 import type { ManagedToolRegistry, ToolInfo, ToolRegistry, ToolServerHealth } from "./registry.ts";
 import type { McpConfig, McpServerSpec } from "./mcp-config.ts";
 
@@ -172,8 +174,20 @@ export class McpToolSource implements ManagedToolRegistry {
   /** Every known tool of every server (the last list known for a server that is down). */
   readonly list = (): ToolInfo[] => {
     const out: ToolInfo[] = [];
-    for (const server of this.#servers.values()) out.push(...server.listTools());
+    for (const server of this.#servers.values()) {
+      for (const tool of server.listTools()) out.push(tool);
+    }
     return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  };
+
+  /**
+   * The problems of a task's arguments before the run, against the tool's
+   * input schema (`$OUTPUT` references are not held against them); empty
+   * for a tool not known.
+   */
+  readonly checkArguments = (name: string, args: Record<string, unknown>): ArgumentIssue[] => {
+    const found = this.#find(name);
+    return found?.server.checkArguments(found.tool, args) ?? [];
   };
 
   /** Why `name` is not a tool, when it names a configured server. */
@@ -222,10 +236,6 @@ interface McpProgress {
   message?: string;
 }
 
-type ArgumentCheck = ((args: Record<string, unknown>) => string | undefined) | null;
-
-const validatorProvider = new AjvJsonSchemaValidator();
-
 /** One configured server: its connection, its tools, and reconnection. */
 class ServerConnection {
   readonly #name: string;
@@ -236,7 +246,6 @@ class ServerConnection {
   #starting: Client | undefined;
   #connecting: Promise<boolean> | undefined;
   #tools = new Map<string, Tool>();
-  #checks = new Map<string, ArgumentCheck>();
   #error: string | undefined = "not connected yet";
   #attempts = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -261,6 +270,10 @@ class ServerConnection {
 
   hasTool(tool: string): boolean {
     return this.#tools.has(tool);
+  }
+
+  checkArguments(tool: string, args: Record<string, unknown>): ArgumentIssue[] {
+    return compileInputSchema(this.#tools.get(tool)?.inputSchema)?.checkSubmitted(args) ?? [];
   }
 
   listTools(): ToolInfo[] {
@@ -311,8 +324,10 @@ class ServerConnection {
       );
     }
     if (!this.#tools.has(tool)) throw new Error(this.explainUnknown(tool));
-    const problem = this.#check(tool, args);
-    if (problem !== undefined) throw new Error(`invalid arguments for "${name}": ${problem}`);
+    const issues = compileInputSchema(this.#tools.get(tool)!.inputSchema)?.check(args);
+    if (issues !== undefined && issues.length > 0) {
+      throw new Error(describeArgumentIssues(name, issues));
+    }
     const progress = ctx.progress;
     let result: Record<string, unknown>;
     try {
@@ -444,31 +459,6 @@ class ServerConnection {
 
   #setTools(tools: Tool[]): void {
     this.#tools = new Map(tools.map((tool) => [tool.name, tool]));
-    this.#checks = new Map();
-  }
-
-  /** The schema's message when `args` break the tool's input schema. */
-  #check(tool: string, args: Record<string, unknown>): string | undefined {
-    let check = this.#checks.get(tool);
-    if (check === undefined) {
-      try {
-        const validate = validatorProvider.getValidator(
-          this.#tools.get(tool)!.inputSchema as Parameters<
-            typeof validatorProvider.getValidator
-          >[0],
-        );
-        check = (value) => {
-          const result = validate(value);
-          return result.valid
-            ? undefined
-            : result.errorMessage.replace(/(^|, )data(?=[/ ])/g, "$1arguments");
-        };
-      } catch {
-        check = null; // a schema the validator cannot compile: the server checks it
-      }
-      this.#checks.set(tool, check);
-    }
-    return check === null ? undefined : check(args);
   }
 
   #onClose(client: Client): void {
@@ -556,7 +546,7 @@ async function listAllTools(client: Client, timeout: number): Promise<Tool[]> {
   let cursor: string | undefined;
   for (let page = 0; page < 1000; page++) {
     const result = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout });
-    tools.push(...result.tools);
+    for (const tool of result.tools) tools.push(tool);
     cursor = result.nextCursor;
     if (cursor === undefined) break;
   }

@@ -6,14 +6,22 @@
  */
 
 import type { ToolContext, ToolExecutor } from "../dag/types.ts";
+import type { ArgumentIssue } from "../dag/validate.ts";
+import { compileInputSchema, describeArgumentIssues } from "./schema.ts";
 
 /** One tool a registry can run. */
 export interface ToolDefinition {
   /** What the tool does, for people choosing tools. */
   description: string;
-  /** JSON Schema of the tool's arguments. */
+  /**
+   * JSON Schema of the tool's arguments, enforced: a DAG whose literal
+   * arguments break it is refused, and arguments that break it once
+   * references are replaced fail the task without calling `run` (see
+   * `compileInputSchema`; a schema that cannot be compiled is not enforced).
+   * Compiled once: do not change it afterwards.
+   */
   inputSchema: Record<string, unknown>;
-  /** Runs the tool. */
+  /** Runs the tool (with arguments that conform to `inputSchema`). */
   run(args: Record<string, unknown>, ctx: ToolContext): Promise<unknown> | unknown;
 }
 
@@ -43,6 +51,14 @@ export interface ToolRegistry {
    * the name is none of its business.
    */
   explainUnknown?(name: string): string | undefined;
+  /**
+   * The problems of a task's arguments as submitted, before the run, against
+   * the tool's input schema: `$OUTPUT` references stand for values not known
+   * yet and are not held against them. Empty when there are none, or when
+   * this registry cannot say (unknown tool, schema that cannot be compiled).
+   * Give it to `validateDAG` as `checkArguments`.
+   */
+  checkArguments?(name: string, args: Record<string, unknown>): ArgumentIssue[];
 }
 
 /** How one server behind a {@linkcode ManagedToolRegistry} is doing, as `/health` shows it. */
@@ -71,7 +87,10 @@ export interface ManagedToolRegistry extends ToolRegistry {
 }
 
 /**
- * Builds a registry from named tool definitions.
+ * Builds a registry from named tool definitions. `execute` checks the
+ * arguments against the tool's `inputSchema` before running it (a mismatch
+ * rejects with `invalid arguments for "<tool>": arguments.x …`), and
+ * `checkArguments` checks a task's arguments before the run.
  *
  * @example
  * ```ts
@@ -99,6 +118,10 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
     execute(tool, args, ctx) {
       const definition = tools.get(tool);
       if (definition === undefined) return Promise.reject(new Error(`unknown tool "${tool}"`));
+      const issues = compileInputSchema(definition.inputSchema)?.check(args);
+      if (issues !== undefined && issues.length > 0) {
+        return Promise.reject(new Error(describeArgumentIssues(tool, issues)));
+      }
       try {
         return Promise.resolve(definition.run(args, ctx));
       } catch (error) {
@@ -107,6 +130,11 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
     },
     has: (name) => tools.has(name),
     list: () => listing.map((t) => ({ ...t })),
+    checkArguments(name, args) {
+      const definition = tools.get(name);
+      if (definition === undefined) return [];
+      return compileInputSchema(definition.inputSchema)?.checkSubmitted(args) ?? [];
+    },
   };
 }
 
@@ -150,6 +178,7 @@ export function combineToolRegistries(...registries: ToolRegistry[]): ToolRegist
       return [...seen.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
     },
     explainUnknown: (name) => explain(registries, name),
+    checkArguments: (name, args) => owner(name)?.checkArguments?.(name, args) ?? [],
   };
 }
 

@@ -505,8 +505,12 @@ Deno.test("fuzz HTTP: odd methods and paths get 404/405 (with Allow) or their an
             ? method.toUpperCase()
             : method;
         let expect: Expect;
+        const taken = route === undefined
+          ? []
+          : [...route[1], ...(route[1].includes("GET") ? ["HEAD"] : [])];
         if (!route) expect = { status: 404, detail: /no route/ };
-        else if (!route[1].includes(upper)) expect = { status: 405, detail: /not allowed/ };
+        else if (upper === "OPTIONS") expect = { status: 204 };
+        else if (!taken.includes(upper)) expect = { status: 405, detail: /not allowed/ };
         else expect = { status: [200, 202, 204, 400, 404, 406, 409, 415] };
         expect.head = upper === "HEAD";
         await checkAnswer(response, expect, `${method} ${path}`);
@@ -554,8 +558,7 @@ Deno.test("fuzz HTTP: bad headers get 400/406/415 problems", async () => {
           headers: { "Content-Type": type, Accept: "application/json" },
           body: dag,
         });
-        const json = isJsonContentType(type) ||
-          type.split(";")[0].trim().toLowerCase() === "application/x-www-form-urlencoded";
+        const json = isJsonContentType(type);
         await checkAnswer(
           response,
           json ? { status: [200, 202] } : { status: 415, detail: /Content-Type|not JSON/ },
@@ -594,10 +597,13 @@ Deno.test("fuzz HTTP: bad headers get 400/406/415 problems", async () => {
             "Last-Event-ID": id,
           },
         });
+        // The run has ids 1..3: a whole number past them is 400 as well.
         const whole = /^\d{1,15}$/.test(id.trim());
         await checkAnswer(
           response,
-          whole ? { status: [200, 204] } : { status: 400, detail: /Last-Event-ID/ },
+          whole && Number(id.trim()) <= 3
+            ? { status: [200, 204] }
+            : { status: 400, detail: /Last-Event-ID/ },
           `Last-Event-ID ${id.slice(0, 60)}`,
         );
       }),
@@ -762,7 +768,7 @@ Deno.test("fuzz HTTP: malformed HTTP on the wire never gets a 5xx or kills the s
     const text = await rawExchange(
       base,
       line(
-        `POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: ${dag.length}\r\nConnection: close\r\n\r\n${dag}`,
+        `POST /execute HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${dag.length}\r\nConnection: close\r\n\r\n${dag}`,
       ),
     );
     assert.deepEqual(checkRaw(text, "no Content-Type"), [415]);

@@ -1,14 +1,20 @@
 /**
  * Drives the system's headless Chromium (`/usr/bin/chromium`, never a browser
- * download) with npm:playwright-core for `browser_eventsource_test.ts`.
+ * download) with npm:playwright-core for `browser_eventsource_test.ts` and
+ * `browser_cross_site_test.ts`.
  *
- * It runs in its own process, started by that test as
- * `deno run -A tests/integration/_browser_driver.ts <page url> [timeout ms]`,
+ * It runs in its own process, started by those tests ({@linkcode openBrowser}) as
+ * `deno run -A tests/integration/_browser_driver.ts <page url> [timeout ms] [origin]`,
  * because playwright-core cannot even be loaded under the permissions of
  * `deno task test`: its module initialisation reads the home directory, the OS
  * release and `/proc/sys/fs/binfmt_misc/WSLInterop`, and Deno grants `/proc/sys`
  * to `--allow-all` only. The test process keeps its narrow permissions and its
  * sanitizers; this process holds the browser.
+ *
+ * It records the page's EventSource requests; given an origin, it records
+ * instead every request of the page to that origin, whatever its kind (fetch,
+ * form navigation, beacon…), with its `Origin` and `Content-Type` headers and
+ * its body, and the answers' bodies.
  *
  * It opens the page, waits for the promise `window.__finished` that the page's
  * script resolves with what it recorded, closes the browser, checks that no
@@ -20,8 +26,14 @@
  * On SIGTERM (the test giving up) Playwright's own handler closes the browser
  * before the process exits.
  *
+ * For the tests' side it exports {@linkcode skipWithoutChromium}, which tells
+ * them whether to skip, and {@linkcode openBrowser}, which starts this process
+ * on a page and reads its report.
+ *
  * @module
  */
+
+import assert from "node:assert/strict";
 
 /** The browser the test drives: Debian's `chromium` package. */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -41,6 +53,9 @@ export const CHROMIUM_ARGS: readonly string[] = [
 /** The prefix of the driver's report line on stdout. */
 export const REPORT_PREFIX = "BROWSER_REPORT ";
 
+/** The driver gives up on a page after this long (a bound, not an assertion). */
+export const PAGE_TIMEOUT_MS = 60_000;
+
 /** What the driver saw; `result` is what the page's script recorded. */
 export interface BrowserReport {
   /** The page's own record (the value `window.__finished` resolved with). */
@@ -49,10 +64,39 @@ export interface BrowserReport {
   console: { type: string; text: string }[];
   /** Uncaught exceptions of the page's script. */
   pageErrors: string[];
-  /** The page's EventSource requests, in order, as the browser sent them. */
-  requests: { method: string; url: string; lastEventId: string | null }[];
+  /**
+   * The page's EventSource requests (or, given an origin, all its requests to
+   * it, with the fields marked "given an origin"), in order, as the browser sent them.
+   */
+  requests: {
+    method: string;
+    url: string;
+    lastEventId: string | null;
+    /** Given an origin: Playwright's resource type (`fetch`, `document`, `ping`…). */
+    resourceType?: string;
+    /** Given an origin: the `Origin` header the browser sent, or null. */
+    origin?: string | null;
+    /** Given an origin: the `Content-Type` header the browser sent, or null. */
+    contentType?: string | null;
+    /** Given an origin: the request's body as text, or null. */
+    postData?: string | null;
+  }[];
   /** The answers to them, in order. */
-  responses: { url: string; status: number; allowOrigin: string | null }[];
+  responses: {
+    url: string;
+    status: number;
+    allowOrigin: string | null;
+    /** Given an origin: the request's method and resource type. */
+    method?: string;
+    resourceType?: string;
+    /** Given an origin: the answer's `Content-Type`, or null (none, or hidden from the page). */
+    contentType?: string | null;
+    /**
+     * Given an origin: the answer's body, unless it is an event stream; null
+     * when the browser kept none (e.g. an opaque answer it blocked).
+     */
+    body?: string | null;
+  }[];
   /** Requests that failed in the browser's network stack (CORS, reset…), in order. */
   failures: { url: string; errorText: string }[];
   /** Chromium's version. */
@@ -66,22 +110,129 @@ export interface BrowserReport {
   error?: string;
 }
 
+/** A report of nothing yet. */
+function emptyReport(): BrowserReport {
+  return { console: [], pageErrors: [], requests: [], responses: [], failures: [], leftovers: [] };
+}
+
+/**
+ * Whether the browser tests must be skipped here: true, after a warning that
+ * names `testFile`, when {@linkcode CHROMIUM_PATH} does not exist or is not a
+ * file.
+ */
+export function skipWithoutChromium(testFile: string): boolean {
+  const missing = (() => {
+    try {
+      return Deno.statSync(CHROMIUM_PATH).isFile ? undefined : `${CHROMIUM_PATH} is not a file`;
+    } catch {
+      return `${CHROMIUM_PATH} does not exist`;
+    }
+  })();
+  if (missing === undefined) return false;
+  console.warn(
+    `${testFile}: SKIPPED, ${missing} ` +
+      "(install it with `apt-get install chromium`; .ci/run does)",
+  );
+  return true;
+}
+
+/** One run of the driver, as the test sees it. */
+export interface BrowserRun<Records> {
+  /** The driver's exit code (0: the page finished). */
+  code: number;
+  report: BrowserReport;
+  /** What the page's script recorded: `report.result`, with the test's type. */
+  records: Records;
+  /** The driver's stderr. */
+  stderr: string;
+}
+
+/** The driver running on a page. */
+export interface Browser<Records> extends AsyncDisposable {
+  /** Resolves once the driver exited (never rejects). */
+  readonly finished: Promise<BrowserRun<Records>>;
+  /** `finished`, asserting that the page finished and nothing was left running. */
+  result(): Promise<BrowserRun<Records>>;
+}
+
+/**
+ * Starts the driver on `pageUrl` (recording, given `recordOrigin`, the page's
+ * requests to that origin), with a fresh `$TMPDIR` (Playwright's profile and
+ * artifacts go there). The driver always exits: it gives up on the page
+ * after {@linkcode PAGE_TIMEOUT_MS}. Disposing kills it if it still runs (its
+ * SIGTERM handler closes Chromium), waits for it, and removes that directory.
+ */
+export function openBrowser<Records>(
+  pageUrl: string,
+  recordOrigin?: string,
+): Browser<Records> {
+  const tmp = Deno.makeTempDirSync({ prefix: "dagstream-browser-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL(import.meta.url).pathname,
+      pageUrl,
+      String(PAGE_TIMEOUT_MS),
+      ...(recordOrigin === undefined ? [] : [recordOrigin]),
+    ],
+    env: { TMPDIR: tmp },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let exited = false;
+  const finished = child.output().then((output): BrowserRun<Records> => {
+    exited = true;
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    const line = stdout.split("\n").find((l) => l.startsWith(REPORT_PREFIX));
+    const report: BrowserReport = line === undefined
+      ? { ...emptyReport(), error: `no report; stdout: ${stdout}` }
+      : JSON.parse(line.slice(REPORT_PREFIX.length));
+    return { code: output.code, report, records: report.result as Records, stderr };
+  });
+  return {
+    finished,
+    async result() {
+      const run = await finished;
+      assert.equal(
+        run.code,
+        0,
+        `the browser driver failed: ${run.report.error}\nstderr: ${run.stderr}`,
+      );
+      assert.deepEqual(run.report.pageErrors, [], "no uncaught error in the page");
+      assert.deepEqual(run.report.leftovers, [], "no Chromium process outlives the browser");
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "Playwright removed its profile");
+      return run;
+    },
+    async [Symbol.asyncDispose]() {
+      if (!exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // exited meanwhile
+        }
+      }
+      await finished;
+      Deno.removeSync(tmp, { recursive: true });
+    },
+  };
+}
+
 if (import.meta.main) await main();
 
 async function main(): Promise<void> {
-  // Loaded here, not at the top: the test imports this module's constants
-  // and types under permissions that playwright-core cannot load with.
+  // Loaded here, not at the top: the test imports this module's constants,
+  // types and functions under permissions that playwright-core cannot load with.
   const { chromium } = await import("playwright-core");
-  const [pageUrl, timeoutArg] = Deno.args;
-  const timeoutMs = Number(timeoutArg ?? 60_000);
-  const report: BrowserReport = {
-    console: [],
-    pageErrors: [],
-    requests: [],
-    responses: [],
-    failures: [],
-    leftovers: [],
-  };
+  const [pageUrl, timeoutArg, recordOrigin] = Deno.args;
+  const recorded = (r: { url(): string; resourceType(): string }): boolean =>
+    recordOrigin === undefined
+      ? r.resourceType() === "eventsource"
+      : new URL(r.url()).origin === recordOrigin;
+  const timeoutMs = Number(timeoutArg ?? PAGE_TIMEOUT_MS);
+  const report = emptyReport();
   const pending: Promise<void>[] = [];
   let ok = false;
   const t0 = performance.now();
@@ -97,23 +248,50 @@ async function main(): Promise<void> {
     page.on("console", (m) => report.console.push({ type: m.type(), text: m.text() }));
     page.on("pageerror", (e) => report.pageErrors.push(String(e)));
     page.on("request", (r) => {
-      if (r.resourceType() !== "eventsource") return;
-      const entry = { method: r.method(), url: r.url(), lastEventId: null as string | null };
+      if (!recorded(r)) return;
+      const entry: BrowserReport["requests"][number] = {
+        method: r.method(),
+        url: r.url(),
+        lastEventId: null,
+      };
+      if (recordOrigin !== undefined) {
+        entry.resourceType = r.resourceType();
+        entry.postData = r.postData();
+      }
       report.requests.push(entry);
       // headers() has only the provisional headers; Last-Event-ID is among the raw ones.
       pending.push(
         r.allHeaders().then((headers) => {
           entry.lastEventId = headers["last-event-id"] ?? null;
+          if (recordOrigin !== undefined) {
+            entry.origin = headers["origin"] ?? null;
+            entry.contentType = headers["content-type"] ?? null;
+          }
         }, () => {}),
       );
     });
     page.on("response", (r) => {
-      if (r.request().resourceType() !== "eventsource") return;
-      report.responses.push({
+      if (!recorded(r.request())) return;
+      const entry: BrowserReport["responses"][number] = {
         url: r.url(),
         status: r.status(),
         allowOrigin: r.headers()["access-control-allow-origin"] ?? null,
-      });
+      };
+      if (recordOrigin !== undefined) {
+        entry.method = r.request().method();
+        entry.resourceType = r.request().resourceType();
+        entry.contentType = r.headers()["content-type"] ?? null;
+        if (!entry.contentType?.startsWith("text/event-stream")) {
+          pending.push(
+            r.text().then((body) => {
+              entry.body = body;
+            }, () => {
+              entry.body = null;
+            }),
+          );
+        }
+      }
+      report.responses.push(entry);
     });
     page.on("requestfailed", (r) => {
       report.failures.push({ url: r.url(), errorText: r.failure()?.errorText ?? "" });

@@ -144,6 +144,31 @@ function withoutDagstreamVariables(): Record<string, string> {
   );
 }
 
+/**
+ * Runs `main.ts` with `args` to its exit (for flags that stop it at
+ * startup), with the permissions of `deno task serve` unless told otherwise,
+ * and no `DAGSTREAM_*` variable but those in `env`.
+ */
+export async function runMain(
+  args: string[],
+  env: Record<string, string> = {},
+  permissions: readonly string[] = SERVE_PERMISSIONS,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-no-legacy-abort", ...permissions, MAIN.pathname, ...args],
+    cwd: ROOT.pathname,
+    stdin: "null",
+    clearEnv: true,
+    env: { ...withoutDagstreamVariables(), ...env },
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
 /** Headers of a JSON request body, with an optional `Accept`. */
 export function jsonHeaders(accept?: string, extra: Record<string, string> = {}): HeadersInit {
   const headers: Record<string, string> = { "Content-Type": "application/json", ...extra };
@@ -228,7 +253,8 @@ export interface RawResponse {
 
 /**
  * Sends one hand-written HTTP/1.1 request (`Connection: close`), for what
- * `fetch` cannot send: no `Accept` header, no `Content-Type` header.
+ * `fetch` cannot send: no `Accept` header, no `Content-Type` header, a
+ * `Host` header of the caller's choice (given in `headers`, any case).
  */
 export async function rawRequest(
   url: string,
@@ -238,7 +264,10 @@ export async function rawRequest(
 ): Promise<RawResponse> {
   const { hostname, port, pathname, search } = new URL(url);
   const conn = await Deno.connect({ hostname, port: Number(port) });
-  const lines = [`${method} ${pathname}${search} HTTP/1.1`, `Host: ${hostname}:${port}`];
+  const lines = [`${method} ${pathname}${search} HTTP/1.1`];
+  if (!Object.keys(headers).some((name) => name.toLowerCase() === "host")) {
+    lines.push(`Host: ${hostname}:${port}`);
+  }
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   if (body !== undefined) lines.push(`Content-Length: ${body.byteLength}`);
   lines.push("Connection: close", "", "");

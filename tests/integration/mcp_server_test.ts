@@ -207,7 +207,11 @@ Deno.test("mcp gateway: /tools, /health, 422 for unknown servers and tools, outp
       assert.equal(response.status, 422);
       const problem = await response.json();
       assert.deepEqual(problem.errors, [
-        { path: "tasks[1].tool", message: 'unknown tool "nope:echo"' },
+        {
+          path: "tasks[1].tool",
+          message: 'unknown tool "nope:echo": no MCP server "nope" is configured ' +
+            "(the configured servers are broken, fx, web)",
+        },
         {
           path: "tasks[2].tool",
           message: 'unknown tool "fx:nope": MCP server "fx" has no tool "nope"',
@@ -245,7 +249,10 @@ Deno.test("mcp gateway: /tools, /health, 422 for unknown servers and tools, outp
       assert.equal(by.said.output, "total");
       assert.deepEqual(by.echo.output, { n: 15, s: "total" });
       assert.equal(by.bad.status, "error");
-      assert.equal(by.bad.error, 'invalid arguments for "fx:add": arguments/a must be number');
+      assert.equal(
+        by.bad.error,
+        'invalid arguments for "fx:add": arguments.a must be number (got a string)',
+      );
       assert.equal(by.err.status, "error");
       assert.equal(by.err.error, "disk on fire");
       assert.equal(by.many.output.length, 2);
@@ -386,7 +393,8 @@ Deno.test({
         tasks: [
           { id: "sum", tool: "everything:get-sum", arguments: { a: 2, b: 3 } },
           { id: "echo", tool: "everything:echo", arguments: { message: "$OUTPUT[sum]" } },
-          { id: "bad", tool: "everything:echo", arguments: { message: 42 } },
+          { id: "n", tool: "mock:echo", arguments: { v: 42 } },
+          { id: "bad", tool: "everything:echo", arguments: { message: "$OUTPUT[n].v" } },
         ],
       }, SSE);
       assert.equal(response.status, 200);
@@ -402,9 +410,18 @@ Deno.test({
       assert.equal(completes.bad.status, "error");
       assert.match(
         completes.bad.error,
-        /invalid arguments for "everything:echo": arguments\/message must be string/,
+        /invalid arguments for "everything:echo": arguments\.message must be string/,
       );
       assert.equal(events.at(-1)!.type, "execution_complete");
+
+      // The same mistake in a literal argument is refused before anything runs.
+      const refused = await postDag(server.at("/execute"), {
+        tasks: [{ id: "bad", tool: "everything:echo", arguments: { message: 42 } }],
+      });
+      assert.equal(refused.status, 422);
+      assert.deepEqual((await refused.json()).errors, [
+        { path: "tasks[0].arguments.message", message: "must be string (got 42)" },
+      ]);
     } finally {
       // Every process the server started (npx, its shell, node, the fixture)
       // is gone once it has shut down.

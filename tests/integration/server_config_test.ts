@@ -5,11 +5,9 @@
 
 import assert from "node:assert/strict";
 import { readSSEEvents, type ReceivedSSEEvent } from "../../src/client/sse-client.ts";
-import { assertProblem, echoDag, postDag, startServer, waitForRunEnd } from "./_server.ts";
+import { assertProblem, echoDag, postDag, runMain, startServer, waitForRunEnd } from "./_server.ts";
 
 const SSE = "text/event-stream";
-const MAIN = new URL("../../src/server/main.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
 
 function taskOf(event: ReceivedSSEEvent): string | undefined {
   return (event.data as { taskId?: string }).taskId;
@@ -131,27 +129,6 @@ Deno.test("--run-ttl-seconds 0: a finished run is forgotten at once, an active o
   assert.equal(deleted.status, 202);
   await deleted.body?.cancel();
 });
-
-async function runMain(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-no-legacy-abort",
-      "--allow-net",
-      "--allow-env=DAGSTREAM_*",
-      MAIN,
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
 
 Deno.test("bad flags exit 2 with a message; --help and --version exit 0", async (t) => {
   for (

@@ -195,20 +195,23 @@ Deno.test("DAGSTREAM_TOKEN in the environment requires the token too", async () 
   await response.body?.cancel();
 });
 
-Deno.test("without --cors-origin there are no CORS headers, and OPTIONS is 405", async () => {
+Deno.test("without --cors-origin a foreign origin gets 403 and no CORS headers", async () => {
   await using server = await startServer();
   const headers = { Origin: "https://app.example" };
   const health = await fetch(server.at("/health"), { headers });
-  assert.equal(health.status, 200);
-  await health.body?.cancel();
   for (const [name] of health.headers) assert.ok(!name.startsWith("access-control-"), name);
+  await assertProblem(health, 403);
   const preflight = await fetch(server.at("/execute"), {
     method: "OPTIONS",
     headers: { ...headers, "Access-Control-Request-Method": "POST" },
   });
   assert.equal(preflight.headers.get("access-control-allow-origin"), null);
-  assert.equal(preflight.headers.get("allow"), "POST");
-  await assertProblem(preflight, 405);
+  await assertProblem(preflight, 403);
+  const own = await fetch(server.at("/execute"), { method: "OPTIONS" });
+  assert.equal(own.status, 204);
+  assert.equal(own.headers.get("allow"), "POST, OPTIONS");
+  assert.equal(own.headers.get("access-control-allow-methods"), null);
+  await own.body?.cancel();
 });
 
 Deno.test("--cors-origin: CORS headers on every answer, preflight before auth", async (t) => {

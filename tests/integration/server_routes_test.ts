@@ -361,15 +361,14 @@ Deno.test("unknown routes answer 404 and wrong methods 405 with Allow", async (t
     });
   }
   const cases: [string, string, string[]][] = [
-    ["GET", "/execute", ["POST"]],
-    ["PUT", "/execute", ["POST"]],
-    ["DELETE", "/runs", ["GET", "POST"]],
-    ["POST", "/runs/some-id", ["DELETE", "GET"]],
-    ["PATCH", "/runs/some-id", ["DELETE", "GET"]],
-    ["POST", "/runs/some-id/events", ["GET"]],
-    ["POST", "/tools", ["GET"]],
-    ["DELETE", "/health", ["GET"]],
-    ["OPTIONS", "/health", ["GET"]],
+    ["GET", "/execute", ["OPTIONS", "POST"]],
+    ["PUT", "/execute", ["OPTIONS", "POST"]],
+    ["DELETE", "/runs", ["GET", "HEAD", "OPTIONS", "POST"]],
+    ["POST", "/runs/some-id", ["DELETE", "GET", "HEAD", "OPTIONS"]],
+    ["PATCH", "/runs/some-id", ["DELETE", "GET", "HEAD", "OPTIONS"]],
+    ["POST", "/runs/some-id/events", ["GET", "HEAD", "OPTIONS"]],
+    ["POST", "/tools", ["GET", "HEAD", "OPTIONS"]],
+    ["DELETE", "/health", ["GET", "HEAD", "OPTIONS"]],
   ];
   for (const [method, path, allowed] of cases) {
     await t.step(`405 ${method} ${path}`, async () => {

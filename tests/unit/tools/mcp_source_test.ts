@@ -88,11 +88,18 @@ async function commonChecks(t: Deno.TestContext, source: McpToolSource, server: 
       run("add", { a: "two" }),
       (e: Error) => {
         assert.match(e.message, new RegExp(`invalid arguments for "${server}:add"`));
-        assert.match(e.message, /arguments\/a must be number/);
-        assert.match(e.message, /required property 'b'/);
+        assert.match(e.message, /arguments\.a must be number \(got a string\)/);
+        assert.match(e.message, /arguments\.b is required/);
         return true;
       },
     );
+    // The same check before the run: references stand for values not known yet.
+    assert.deepEqual(source.checkArguments(`${server}:add`, { a: "two" }), [
+      { path: ["b"], message: "is required" },
+      { path: ["a"], message: "must be number (got a string)" },
+    ]);
+    assert.deepEqual(source.checkArguments(`${server}:add`, { a: "$OUTPUT[x].n", b: 1 }), []);
+    assert.deepEqual(source.checkArguments(`${server}:nope`, { a: "two" }), []);
   });
 
   await t.step("progress notifications reach ctx.progress, in order", async () => {
