@@ -91,13 +91,13 @@ export {
   type SSEBodyOptions,
   type SSEFields,
   utf8Length,
-} from "./src/server/sse.ts";
+} from "./src/sse/sse.ts";
 export {
   handleSSERequest,
   handleWorkflowRequest,
   type SSEHandlerConfig,
-} from "./src/server/sse-handler.ts";
-export { negotiateResponse, type ResponseKind } from "./src/server/negotiate.ts";
+} from "./src/sse/handlers.ts";
+export { negotiateResponse, type ResponseKind } from "./src/sse/negotiate.ts";
 export {
   type Problem,
   PROBLEM_TYPE_BASE,
@@ -107,8 +107,8 @@ export {
   type ProblemType,
   type ProblemTypeSlug,
   problemTypeUri,
-} from "./src/server/problem.ts";
-export { parseSSEStream, readSSEEvents, type ReceivedSSEEvent } from "./src/client/sse-client.ts";
+} from "./src/sse/problem.ts";
+export { parseSSEStream, readSSEEvents, type ReceivedSSEEvent } from "./src/sse/client.ts";
 export { createApp, type DagstreamApp, VERSION } from "./src/server/app.ts";
 export {
   logToStderr,
@@ -123,7 +123,7 @@ export {
   type RunSettings,
   type RunStatus,
 } from "./src/server/runs.ts";
-export { LogBudget, type LogChunk, type LogRead, RunLog } from "./src/server/run-log.ts";
+export { LogBudget, type LogChunk, type LogRead, RunLog } from "./src/sse/run-log.ts";
 export {
   combineToolRegistries,
   createToolRegistry,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { z } from "zod";
+import { z } from "npm:zod@4.6.7";
 import type { Task } from "./types.ts";
 import { locateOutputReferences, MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
 import { buildGraph, findCycle, type TaskGraph, topologicalLayers } from "./graph.ts";

@@ -18,12 +18,12 @@ import {
   SERVER_DEFAULTS,
   type ServerConfig,
 } from "./config.ts";
-import { problemResponse } from "./problem.ts";
+import { invalidDag, notAcceptable, problemResponse } from "../sse/problem.ts";
 import { readJsonBody } from "./json-body.ts";
-import { acceptsEventStream, negotiateResponse } from "./negotiate.ts";
+import { acceptsEventStream, negotiateResponse } from "../sse/negotiate.ts";
 import { type Run, RunRegistry, withSerialisableOutputs } from "./runs.ts";
-import { outOfLogErrorFrame, runEventStream } from "./run-stream.ts";
-import { SSE_HEADERS, type SSEBody } from "./sse.ts";
+import { outOfLogErrorFrame, runEventStream } from "../sse/log-stream.ts";
+import { SSE_HEADERS, type SSEBody } from "../sse/sse.ts";
 import { unknownToolMessages } from "./unknown-tool.ts";
 import {
   allowOriginHeader,
@@ -138,10 +138,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       rejectUnknownReferences: true,
     });
     if (!checked.ok) {
-      const n = checked.issues.length;
-      return problemResponse(422, `the DAG is invalid (${n} problem${n === 1 ? "" : "s"})`, {
-        errors: checked.issues,
-      });
+      return invalidDag(checked.issues);
     }
     const run = runs.start(checked.dag);
     if (run !== null) return run;
@@ -187,7 +184,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
         POST: async (request) => {
           const kind = negotiateResponse(request.headers);
           if (kind === null) {
-            return problemResponse(406, "Accept must admit application/json or text/event-stream");
+            return notAcceptable(["application/json", "text/event-stream"]);
           }
           // The stream's place is taken before the run starts: no run without its stream.
           const reserved = kind === "sse";
@@ -257,7 +254,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
           const run = runs.get(id);
           if (!run) return unknownRun(id);
           if (!acceptsEventStream(request.headers)) {
-            return problemResponse(406, "this route answers text/event-stream only");
+            return notAcceptable(["text/event-stream"]);
           }
           const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
           if (raw !== null && !/^\d{1,15}$/.test(raw.trim())) {

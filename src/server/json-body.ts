@@ -8,8 +8,8 @@
  * @module
  */
 
-import { problemResponse } from "./problem.ts";
-import { concatBytes } from "./bytes.ts";
+import { problemResponse } from "../sse/problem.ts";
+import { concatBytes } from "../sse/bytes.ts";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
 

@@ -15,8 +15,8 @@ import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/ty
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
-import { LogBudget, RunLog } from "./run-log.ts";
-import { type OutputBudget, withOutputBudget } from "./output-budget.ts";
+import { LogBudget, RunLog } from "../sse/run-log.ts";
+import { type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
 
 /** Where a run is in its life. */
 export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { z } from "zod";
+import { z } from "npm:zod@4.6.7";
 
 /** A server started as a child process, spoken to over its stdin and stdout. */
 export interface McpStdioServerSpec {

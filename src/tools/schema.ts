@@ -19,10 +19,10 @@
  * @module
  */
 
-import { Ajv, type ErrorObject, type Options, type ValidateFunction } from "ajv";
-import { Ajv2019 } from "ajv/dist/2019.js";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import formats from "ajv-formats";
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from "npm:ajv@8.20.0";
+import { Ajv2019 } from "npm:ajv@8.20.0/dist/2019.js";
+import { Ajv2020 } from "npm:ajv@8.20.0/dist/2020.js";
+import formats from "npm:ajv-formats@3.0.1";
 import { locateOutputReferences } from "../dag/arguments.ts";
 import { type ArgumentIssue, formatPath } from "../dag/validate.ts";
 

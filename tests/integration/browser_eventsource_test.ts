@@ -20,7 +20,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseSSEStream } from "../../src/client/sse-client.ts";
+import { parseSSEStream } from "../../src/sse/client.ts";
 import type { DAGStructure } from "../../src/dag/types.ts";
 import { type BrowserReport, openBrowser, skipWithoutChromium } from "./_browser_driver.ts";
 import { type PageServer, scriptPage, servePage } from "./_page_server.ts";

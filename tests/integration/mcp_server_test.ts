@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readSSEEvents, type ReceivedSSEEvent } from "../../src/client/sse-client.ts";
+import { readSSEEvents, type ReceivedSSEEvent } from "../../src/sse/client.ts";
 import type { DAGStructure } from "../../src/dag/types.ts";
 import { denoServeCommand, mcpPermissions, parseMcpConfig } from "../../src/tools/mcp-config.ts";
 import { fixtureStdioEntry, startHttpFixture } from "../fixtures/mcp_fixture.ts";

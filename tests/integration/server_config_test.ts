@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readSSEEvents, type ReceivedSSEEvent } from "../../src/client/sse-client.ts";
+import { readSSEEvents, type ReceivedSSEEvent } from "../../src/sse/client.ts";
 import { assertProblem, echoDag, postDag, runMain, startServer, waitForRunEnd } from "./_server.ts";
 
 const SSE = "text/event-stream";

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readSSEEvents } from "../../src/client/sse-client.ts";
+import { readSSEEvents } from "../../src/sse/client.ts";
 import {
   assertProblem,
   echoDag,

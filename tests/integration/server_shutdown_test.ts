@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readSSEEvents, type ReceivedSSEEvent } from "../../src/client/sse-client.ts";
+import { readSSEEvents, type ReceivedSSEEvent } from "../../src/sse/client.ts";
 import { holdDag, postDag, startServer } from "./_server.ts";
 
 const SSE = "text/event-stream";

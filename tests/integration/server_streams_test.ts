@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseSSEStream, readSSEEvents } from "../../src/client/sse-client.ts";
+import { parseSSEStream, readSSEEvents } from "../../src/sse/client.ts";
 import type { DAGStructure } from "../../src/dag/types.ts";
 import {
   echoDag,

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readSSEEvents } from "../../src/client/sse-client.ts";
+import { readSSEEvents } from "../../src/sse/client.ts";
 import { assertProblem, postDag, startServer } from "./_server.ts";
 
 const SSE = "text/event-stream";

@@ -12,7 +12,7 @@ import {
   problemResponse,
   type ProblemTypeSlug,
   problemTypeUri,
-} from "../../src/server/problem.ts";
+} from "../../src/sse/problem.ts";
 import { defaultRunLogBytes, SERVER_DEFAULTS } from "../../src/server/config.ts";
 
 const DOCS = new URL("../../docs/", import.meta.url);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import Negotiator from "negotiator";
+import Negotiator from "npm:negotiator@1.1.0";
 
 /** How to answer a workflow request. */
 export type ResponseKind = "sse" | "json";

@@ -288,6 +288,51 @@ export function problemResponse(
   return new Response(JSON.stringify(body), { status, headers: h });
 }
 
+/**
+ * The 406 answer of a route that answers `offered` media types only, when
+ * the request's `Accept` admits none of them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notAcceptable } from "./problem.ts";
+ * const response = notAcceptable(["application/json", "text/event-stream"]);
+ * assert.equal(response.status, 406);
+ * assert.match((await response.json()).detail, /application\/json or text\/event-stream/);
+ * ```
+ */
+export function notAcceptable(offered: readonly string[]): Response {
+  const list = offered.length === 1
+    ? `${offered[0]} only`
+    : `${offered.slice(0, -1).join(", ")} or ${offered[offered.length - 1]}`;
+  return problemResponse(
+    406,
+    offered.length === 1 ? `this route answers ${list}` : `Accept must admit ${list}`,
+  );
+}
+
+/**
+ * The 422 answer for a DAG that failed validation: every problem, each with
+ * its path, under `errors`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { invalidDag } from "./problem.ts";
+ * const response = invalidDag([{ path: "tasks[0].tool", message: "unknown tool \"x\"" }]);
+ * assert.equal(response.status, 422);
+ * const body = await response.json();
+ * assert.equal(body.detail, "the DAG is invalid (1 problem)");
+ * assert.equal(body.errors[0].path, "tasks[0].tool");
+ * ```
+ */
+export function invalidDag(issues: readonly ValidationIssue[]): Response {
+  const n = issues.length;
+  return problemResponse(422, `the DAG is invalid (${n} problem${n === 1 ? "" : "s"})`, {
+    errors: [...issues],
+  });
+}
+
 function resolveType(
   status: number,
   type: ProblemTypeSlug | URL | undefined,

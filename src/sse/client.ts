@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { createParser, type EventSourceMessage } from "npm:eventsource-parser@4.1.3";
 import type { SSEEvent } from "../dag/events.ts";
 
 /** An event as read from the wire, with its `id:` when it had one. */
@@ -18,7 +18,7 @@ export type ReceivedSSEEvent = SSEEvent & { id?: string };
  *
  * @example
  * ```ts
- * import { readSSEEvents } from "./sse-client.ts";
+ * import { readSSEEvents } from "./client.ts";
  * const response = await fetch("http://127.0.0.1:8000/execute", {
  *   method: "POST",
  *   headers: { accept: "text/event-stream", "content-type": "application/json" },
@@ -64,7 +64,7 @@ export async function* readSSEEvents(
  *
  * @example
  * ```ts
- * import { parseSSEStream } from "./sse-client.ts";
+ * import { parseSSEStream } from "./client.ts";
  * const body = new Response("id: 1\nevent: error\ndata: {\"error\":\"x\",\"timestamp\":\"t\"}\n\n").body!;
  * const events = await parseSSEStream(body);
  * console.log(events[0].type); // "error"

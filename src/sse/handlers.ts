@@ -14,7 +14,7 @@ import type { SSEEvent } from "../dag/events.ts";
 import { DEFAULT_MAX_BUFFER_SIZE } from "../dag/buffered-stream.ts";
 import { DEFAULT_RETRY_MS, encodeSSEEvent, SSE_HEADERS, SSEBody } from "./sse.ts";
 import { negotiateResponse } from "./negotiate.ts";
-import { problemResponse } from "./problem.ts";
+import { invalidDag, notAcceptable } from "./problem.ts";
 
 /** Settings of the SSE and workflow handlers (reference fields first, extras after). */
 export interface SSEHandlerConfig {
@@ -53,7 +53,7 @@ const SLOW_CLIENT_BYTES = 1 << 20;
  *
  * @example
  * ```ts
- * import { handleSSERequest } from "./sse-handler.ts";
+ * import { handleSSERequest } from "./handlers.ts";
  * const tools = async (_tool: string, args: Record<string, unknown>) => args;
  * const server = Deno.serve({ hostname: "127.0.0.1", port: 0 }, async (request) => {
  *   const dag = await request.json();
@@ -87,7 +87,7 @@ export function handleSSERequest(
  *
  * @example
  * ```ts
- * import { handleWorkflowRequest } from "./sse-handler.ts";
+ * import { handleWorkflowRequest } from "./handlers.ts";
  * const tools = async (_tool: string, args: Record<string, unknown>) => args;
  * const request = new Request("http://localhost/execute", { method: "POST" });
  * const response = await handleWorkflowRequest(request, { tasks: [{ id: "a", tool: "echo" }] }, tools);
@@ -102,7 +102,7 @@ export async function handleWorkflowRequest(
 ): Promise<Response> {
   const kind = negotiateResponse(request.headers);
   if (kind === null) {
-    return problemResponse(406, "Accept must admit application/json or text/event-stream");
+    return notAcceptable(["application/json", "text/event-stream"]);
   }
   if (kind === "sse") return handleSSERequest(request, dag, toolExecutor, config);
   const prepared = prepareOrProblem(dag, config);
@@ -118,9 +118,7 @@ export async function handleWorkflowRequest(
 function prepareOrProblem(dag: DAGStructure, config: SSEHandlerConfig): PreparedDAG | Response {
   const checked = validateDAG(dag, { maxTasks: config.maxTasks });
   if (checked.ok) return checked.dag;
-  return problemResponse(422, `invalid DAG: ${checked.issues.length} problem(s)`, {
-    errors: checked.issues,
-  });
+  return invalidDag(checked.issues);
 }
 
 function executorConfig(config: SSEHandlerConfig) {

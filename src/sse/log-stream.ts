@@ -14,7 +14,7 @@
  */
 
 import { errorEvent } from "../dag/events.ts";
-import type { Run } from "./runs.ts";
+import type { Run } from "../server/runs.ts";
 import { formatSSEFrame, SSEBody } from "./sse.ts";
 
 /** Settings of {@linkcode runEventStream}. */
