@@ -16,7 +16,8 @@
 
 import asyncLib from "async";
 import { PGraph } from "p-graph";
-import { type DAGStructure, ParallelExecutor, prepareDAG, type PreparedDAG } from "../mod.ts";
+import { type DAGStructure, ParallelExecutor, prepareDAG } from "../mod.ts";
+import { runPrepared } from "../src/dag/executor.ts";
 import { randomDag, seededRandom } from "./random_dag.ts";
 
 /** `async` ships no types; `auto` with promise-returning task functions. */
@@ -31,14 +32,6 @@ export type Runner = () => Promise<unknown>;
 
 /** The no-op tool every implementation calls. */
 const noop = (): Promise<unknown> => Promise.resolve(null);
-
-/** Exposes the protected scheduling core: runs an already validated DAG. */
-class SchedulingOnlyExecutor extends ParallelExecutor {
-  /** `runPrepared` without the validation that `execute` does first. */
-  runOnly(prepared: PreparedDAG): ReturnType<ParallelExecutor["execute"]> {
-    return this.runPrepared(prepared);
-  }
-}
 
 /** p-graph's inputs for a DAG: one node per task, one `[dep, task]` pair per edge. */
 function toPGraph(dag: DAGStructure, run: () => Promise<unknown>) {
@@ -96,13 +89,13 @@ export interface NoopRunners {
 export function makeNoopRunners(dag: DAGStructure): NoopRunners {
   const maxTasks = 2 * dag.tasks.length; // as a user would set it: room to spare
   const prepared = prepareDAG(dag, { maxTasks });
-  const executor = new SchedulingOnlyExecutor(noop, { maxTasks });
+  const executor = new ParallelExecutor(noop, { maxTasks });
   const pg = toPGraph(dag, noop);
   const graph = new PGraph(pg.nodes, pg.edges);
   const autoTasks = toAuto(dag, () => noop);
   return {
     "dagstream execute()": () => executor.execute(dag),
-    "dagstream runPrepared()": () => executor.runOnly(prepared),
+    "dagstream runPrepared()": () => runPrepared(executor, prepared),
     "p-graph new+run()": () => new PGraph(pg.nodes, pg.edges).run(),
     "p-graph run()": () => graph.run(),
     "async.auto": () => auto(autoTasks),
@@ -127,11 +120,11 @@ export async function verifyNoopRunners(dag: DAGStructure = noopDag): Promise<vo
     count++;
     return Promise.resolve(null);
   };
-  const executor = new SchedulingOnlyExecutor(counting, { maxTasks: 2 * size });
+  const executor = new ParallelExecutor(counting, { maxTasks: 2 * size });
   const result = await executor.execute(dag);
   if (result.successfulTasks !== size || count !== size) throw new Error("dagstream missed tasks");
   count = 0;
-  await executor.runOnly(prepareDAG(dag, { maxTasks: 2 * size }));
+  await runPrepared(executor, prepareDAG(dag, { maxTasks: 2 * size }));
   if (count !== size) throw new Error(`runPrepared ran ${count} tasks`);
   count = 0;
   const pg = toPGraph(dag, counting);

@@ -36,7 +36,6 @@ import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { createParser } from "eventsource-parser";
 import {
-  encodeSSEEvent,
   handleSSERequest,
   ParallelExecutor,
   prepareDAG,
@@ -44,6 +43,7 @@ import {
   StreamingExecutor,
   validateDAG,
 } from "../mod.ts";
+import { encodeSSEEvent } from "../src/sse/mod.ts";
 import { randomDag } from "./random_dag.ts";
 import { type CountResult, fetchAndCount } from "./sse_count.ts";
 

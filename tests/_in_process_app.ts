@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createApp, type DagstreamApp, type ServerConfig } from "../mod.ts";
+import { createApp, type DagstreamApp, type ServerConfig } from "../src/server/mod.ts";
 
 /** A running in-process app. */
 export interface InProcessApp extends AsyncDisposable {

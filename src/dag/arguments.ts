@@ -131,10 +131,22 @@ export class UnresolvedReferenceError extends Error {
  *
  * @example
  * ```ts
- * import { resolveArguments } from "./arguments.ts";
+ * import assert from "node:assert/strict";
+ * import { resolveArguments, UnresolvedReferenceError } from "./arguments.ts";
  * const outputs = new Map<string, unknown>([["t1", { user: { name: "Ada" } }]]);
- * const args = resolveArguments({ greet: "$OUTPUT[t1].user.name" }, (id) => outputs.get(id));
- * // args.greet === "Ada"
+ * const args = resolveArguments(
+ *   { greet: "$OUTPUT[t1].user.name", all: ["$OUTPUT[t1]"], text: "not $OUTPUT[t1]" },
+ *   (id) => outputs.get(id),
+ * );
+ * assert.deepEqual(args, {
+ *   greet: "Ada",
+ *   all: [{ user: { name: "Ada" } }],
+ *   text: "not $OUTPUT[t1]", // only a whole string value is a reference
+ * });
+ * assert.throws(
+ *   () => resolveArguments({ x: "$OUTPUT[t1].user.age" }, (id) => outputs.get(id)),
+ *   UnresolvedReferenceError,
+ * );
  * ```
  */
 export function resolveArguments(

@@ -7,7 +7,23 @@
  * @module
  */
 
-/** One task's place in the queue. */
+import { Queue } from "./queue.ts";
+
+/**
+ * One task's place in the queue.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DeadlineQueue } from "./deadlines.ts";
+ * const queue = new DeadlineQueue(60_000, () => {});
+ * const deadline = queue.add(3);
+ * assert.equal(deadline.index, 3);
+ * assert.equal(deadline.done, false);
+ * queue.settle(deadline);
+ * assert.equal(deadline.done, true);
+ * ```
+ */
 export interface Deadline {
   /** When the task times out, in `performance.now()` milliseconds. */
   readonly at: number;
@@ -17,15 +33,38 @@ export interface Deadline {
   done: boolean;
 }
 
-/** A FIFO of deadlines that all share one timeout, served by one timer. */
+/**
+ * A FIFO of deadlines that all share one timeout, served by one timer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DeadlineQueue } from "./deadlines.ts";
+ * const expired: number[] = [];
+ * const { promise, resolve } = Promise.withResolvers<void>();
+ * const queue = new DeadlineQueue(0, (index) => {
+ *   expired.push(index);
+ *   if (expired.length === 2) resolve();
+ * });
+ * queue.add(0);
+ * const met = queue.add(1);
+ * queue.add(2);
+ * queue.settle(met); // task 1 ended in time
+ * await promise; // one timer fires for both others
+ * assert.deepEqual(expired, [0, 2]);
+ * queue.dispose();
+ * ```
+ */
 export class DeadlineQueue {
   readonly #timeoutMs: number;
   readonly #onExpire: (index: number) => void;
-  #entries: Deadline[] = [];
-  #head = 0;
+  /** Deadlines in the order they were added, which is the order they expire in. */
+  readonly #entries = new Queue<Deadline>();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
+   * Creates an empty queue; no timer runs until a deadline is added.
+   *
    * @param timeoutMs how long after {@linkcode add} each deadline expires
    * @param onExpire called with the entry's index when a deadline passes unsettled
    */
@@ -46,26 +85,18 @@ export class DeadlineQueue {
   settle(entry: Deadline): void {
     entry.done = true;
     this.#dropSettledHead();
-    if (this.#head === this.#entries.length) this.#disarm();
+    if (this.#entries.empty) this.#disarm();
   }
 
   /** Stops the timer and forgets every deadline. */
   dispose(): void {
     this.#disarm();
-    this.#entries = [];
-    this.#head = 0;
+    this.#entries.clear();
   }
 
   #dropSettledHead(): void {
     const entries = this.#entries;
-    while (this.#head < entries.length && entries[this.#head].done) this.#head++;
-    if (this.#head === entries.length) {
-      this.#entries = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > entries.length) {
-      this.#entries = entries.slice(this.#head);
-      this.#head = 0;
-    }
+    while (entries.peek()?.done) entries.shift();
   }
 
   #arm(at: number): void {
@@ -82,17 +113,16 @@ export class DeadlineQueue {
     const now = performance.now();
     const entries = this.#entries;
     const expired: number[] = [];
-    while (this.#head < entries.length) {
-      const entry = entries[this.#head];
+    for (let entry = entries.peek(); entry !== undefined; entry = entries.peek()) {
       if (!entry.done) {
         if (entry.at > now) break;
         entry.done = true;
         expired.push(entry.index);
       }
-      this.#head++;
+      entries.shift();
     }
-    this.#dropSettledHead();
-    if (this.#head < this.#entries.length) this.#arm(this.#entries[this.#head].at);
+    const next = entries.peek();
+    if (next !== undefined) this.#arm(next.at);
     for (const index of expired) this.#onExpire(index);
   };
 }

@@ -1,12 +1,24 @@
 /**
- * Turning anything a tool throws into a readable one-line message.
+ * Turning anything thrown (by a tool, a parser, the platform) into a
+ * readable one-line message.
  *
  * @module
  */
 
 /**
  * Describes a thrown value: an Error's message, a string as is, anything
- * else as JSON when it can be, else `String(value)`. Never throws.
+ * else as JSON when it can be, else `String(value)`. Never throws. Every
+ * place that turns something caught into a message uses it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeError } from "./errors.ts";
+ * assert.equal(describeError(new Error("disk full")), "disk full");
+ * assert.equal(describeError("plain"), "plain");
+ * assert.equal(describeError({ code: 7, big: 1n }), '{"code":7,"big":"1n"}');
+ * assert.equal(describeError(undefined), "undefined was thrown");
+ * ```
  */
 export function describeError(value: unknown): string {
   try {

@@ -1,7 +1,9 @@
 /**
- * The events a streamed run emits, as they travel over Server-Sent
- * Events. Payloads follow the reference design; fields may be added in
- * later versions, none are removed or renamed.
+ * The events a streamed run emits: domain events, as the executor hands
+ * them to its sink. Payloads follow the reference design; fields may be
+ * added in later versions, none are removed or renamed. Nothing here knows
+ * of HTTP or SSE bytes: the fields only the wire adds (truncation sizes,
+ * where the full result is) are typed in `src/sse/wire-events.ts`.
  *
  * @module
  */
@@ -33,7 +35,7 @@ export interface TaskCompleteEvent {
     tool: string;
     /** `"success"` or `"error"`. */
     status: "success" | "error";
-    /** The tool's output, on success (a preview string when `truncated`). */
+    /** The tool's output, on success. */
     output?: unknown;
     /** What went wrong, on error. */
     error?: string;
@@ -41,19 +43,6 @@ export interface TaskCompleteEvent {
     executionTimeMs: number;
     /** When the task ended, ISO 8601. */
     timestamp: string;
-    /**
-     * Present and `true` when the output was too large for one event: `output`
-     * is then the start of its JSON text, and the whole output is in the run's
-     * JSON result.
-     */
-    truncated?: boolean;
-    /** With `truncated`: size in bytes of the output's full JSON text. */
-    outputBytes?: number;
-    /**
-     * With `truncated`, when the error message itself was too large: its
-     * full size in bytes (`error` is then its start).
-     */
-    errorBytes?: number;
   };
 }
 
@@ -104,8 +93,12 @@ export interface ExecutionCompleteEvent {
   };
 }
 
-/** A critical failure (invalid DAG, broken stream, shutdown, missed events). */
-export interface ErrorEvent {
+/**
+ * A critical failure of the run (invalid DAG, a sink that failed); the wire
+ * adds its own (shutdown, missed events). Its wire name is `error`; the type
+ * is not called `ErrorEvent`, which would shadow the DOM's.
+ */
+export interface RunErrorEvent {
   /** Event name on the wire. */
   type: "error";
   /** Payload. */
@@ -116,12 +109,11 @@ export interface ErrorEvent {
     error: string;
     /** When it happened, ISO 8601. */
     timestamp: string;
-    /** A machine-readable reason, e.g. `"shutdown"`, `"events_lost"`, `"invalid_dag"`. */
+    /**
+     * A machine-readable reason: `"invalid_dag"` and `"stream_failed"` from
+     * the executor; the wire adds `"shutdown"` and `"events_lost"`.
+     */
     code?: string;
-    /** With `events_lost`: how many events this reader missed. */
-    missedEvents?: number;
-    /** Where the run's full JSON result can be fetched, when known. */
-    resultUrl?: string;
   };
 }
 
@@ -130,6 +122,7 @@ export interface ErrorEvent {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { SSEEvent } from "./events.ts";
  * function show(event: SSEEvent): string {
  *   switch (event.type) {
@@ -140,6 +133,9 @@ export interface ErrorEvent {
  *     case "error": return `error: ${event.data.error}`;
  *   }
  * }
+ * const timestamp = "2025-01-01T00:00:00.000Z";
+ * assert.equal(show({ type: "task_start", data: { taskId: "a", tool: "echo", timestamp } }), "start a");
+ * assert.equal(show({ type: "error", data: { error: "boom", timestamp } }), "error: boom");
  * ```
  */
 export type SSEEvent =
@@ -147,12 +143,22 @@ export type SSEEvent =
   | TaskCompleteEvent
   | TaskProgressEvent
   | ExecutionCompleteEvent
-  | ErrorEvent;
+  | RunErrorEvent;
 
 /** The event names of {@linkcode SSEEvent}. */
 export type SSEEventType = SSEEvent["type"];
 
-/** The event names, in no particular order (`task_progress` is the additive one). */
+/**
+ * The event names, in no particular order (`task_progress` is the additive one).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SSE_EVENT_TYPES } from "./events.ts";
+ * assert.ok(SSE_EVENT_TYPES.includes("task_complete"));
+ * assert.equal(SSE_EVENT_TYPES.length, 5);
+ * ```
+ */
 export const SSE_EVENT_TYPES: readonly SSEEventType[] = [
   "task_start",
   "task_complete",
@@ -161,10 +167,22 @@ export const SSE_EVENT_TYPES: readonly SSEEventType[] = [
   "error",
 ];
 
-/** Builds an `error` event stamped now. */
+/**
+ * Builds an `error` event stamped now.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errorEvent } from "./events.ts";
+ * const event = errorEvent("the DAG has a cycle", { code: "invalid_dag" });
+ * assert.equal(event.type, "error");
+ * assert.equal(event.data.code, "invalid_dag");
+ * assert.equal(new Date(event.data.timestamp).toISOString(), event.data.timestamp);
+ * ```
+ */
 export function errorEvent(
   error: string,
-  extra: Omit<ErrorEvent["data"], "error" | "timestamp"> = {},
-): ErrorEvent {
+  extra: Omit<RunErrorEvent["data"], "error" | "timestamp"> = {},
+): RunErrorEvent {
   return { type: "error", data: { error, timestamp: new Date().toISOString(), ...extra } };
 }

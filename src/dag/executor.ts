@@ -25,12 +25,12 @@ import { resolveArguments } from "./arguments.ts";
 import { SettledResults } from "./settled-results.ts";
 import { type RunHooks, runSchedule } from "./scheduler.ts";
 import { describeError } from "./errors.ts";
-
-/** Default milliseconds a task may run. */
-export const DEFAULT_TASK_TIMEOUT = 30_000;
-
-/** Longest delay a timer can take. */
-const MAX_TIMER_MS = 2_147_483_647;
+import {
+  DEFAULT_MAX_TASKS,
+  DEFAULT_SCHEDULING,
+  DEFAULT_TASK_TIMEOUT,
+  MAX_TIMER_MS,
+} from "./defaults.ts";
 
 /** An {@linkcode ExecutorConfig} with every default filled in. */
 export interface ResolvedExecutorConfig {
@@ -46,11 +46,28 @@ export interface ResolvedExecutorConfig {
   verbose: boolean;
 }
 
+/** Runs a validated DAG on an executor; assigned in `ParallelExecutor`'s static block. */
+let runOn: (
+  executor: ParallelExecutor,
+  prepared: PreparedDAG,
+  signal: AbortSignal | undefined,
+  hooks: RunHooks | undefined,
+) => Promise<DAGExecutionResult>;
+
+/** Reads an executor's settings; assigned in `ParallelExecutor`'s static block. */
+let settingsOf: (executor: ParallelExecutor) => ResolvedExecutorConfig;
+
 /**
- * Runs a DAG of tool calls with maximal parallelism.
+ * Runs a DAG of tool calls with maximal parallelism: each task starts as
+ * soon as the tasks it depends on are done (or, with `scheduling:
+ * "layered"`, once its whole topological layer may start), within
+ * `maxConcurrency`, and a failed task never stops independent branches.
+ * Customise it with its options and with the {@linkcode ToolExecutor} you
+ * give it: that function sees every tool call with its task id and signal.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ParallelExecutor } from "./executor.ts";
  *
  * const executor = new ParallelExecutor(async (tool, args) => ({ tool, args }));
@@ -60,14 +77,22 @@ export interface ResolvedExecutorConfig {
  *     { id: "b", tool: "summarise", arguments: { text: "$OUTPUT[a].args.url" } },
  *   ],
  * });
- * console.log(result.successfulTasks, executor.calculateSpeedup(result));
+ * assert.equal(result.successfulTasks, 2);
+ * assert.deepEqual(result.results[1].output, {
+ *   tool: "summarise",
+ *   args: { text: "https://example.com" },
+ * });
+ * assert.equal(executor.getStats(result).successRate, 100);
  * ```
  */
 export class ParallelExecutor {
-  /** Runs the tool calls. */
-  protected readonly toolExecutor: ToolExecutor;
-  /** The configuration with defaults filled in. */
-  protected readonly config: ResolvedExecutorConfig;
+  readonly #toolExecutor: ToolExecutor;
+  readonly #config: ResolvedExecutorConfig;
+
+  static {
+    runOn = (executor, prepared, signal, hooks) => executor.#run(prepared, signal, hooks);
+    settingsOf = (executor) => executor.#config;
+  }
 
   /**
    * Creates an executor around a tool executor.
@@ -77,44 +102,39 @@ export class ParallelExecutor {
    * @throws {RangeError} for a configuration value out of range
    */
   constructor(toolExecutor: ToolExecutor, config: ExecutorConfig = {}) {
-    this.toolExecutor = toolExecutor;
-    this.config = resolveConfig(config);
+    this.#toolExecutor = toolExecutor;
+    this.#config = resolveConfig(config);
   }
 
   /**
    * Validates and runs a DAG (a DAG from `prepareDAG` is not validated
-   * again). Failed tasks never stop independent branches.
+   * again). Failed tasks never stop independent branches; aborting
+   * `options.signal` cancels the run (running tools see their signal abort,
+   * and the result comes back at once with those tasks failed).
    *
    * @throws {DAGValidationError} for invalid input, cycles included
    */
   async execute(dag: DAGStructure, options: ExecuteOptions = {}): Promise<DAGExecutionResult> {
     // async: invalid input rejects the returned promise rather than throwing.
-    return await this.runPrepared(
-      prepareDAG(dag, { maxTasks: this.config.maxTasks }),
-      options.signal,
-    );
+    return await this.#run(prepareFor(this, dag), options.signal, undefined);
   }
 
-  /**
-   * Runs an already validated DAG, with optional observers of each task.
-   * The building block of {@linkcode execute} and of streaming executors.
-   */
-  protected async runPrepared(
+  async #run(
     prepared: PreparedDAG,
-    signal?: AbortSignal,
-    hooks?: RunHooks,
+    signal: AbortSignal | undefined,
+    hooks: RunHooks | undefined,
   ): Promise<DAGExecutionResult> {
     const started = performance.now();
     const tasks = prepared.tasks;
     const previous = new SettledResults(tasks, prepared.indexOf);
-    const verbose = this.config.verbose;
+    const verbose = this.#config.verbose;
     const onProgress = hooks?.onTaskProgress;
     // Which tasks have ended: progress reported after that is dropped.
     const ended = onProgress === undefined ? undefined : new Uint8Array(tasks.length);
     const results = await runSchedule(prepared, {
-      scheduling: this.config.scheduling,
-      maxConcurrency: this.config.maxConcurrency,
-      taskTimeout: this.config.taskTimeout,
+      scheduling: this.#config.scheduling,
+      maxConcurrency: this.#config.maxConcurrency,
+      taskTimeout: this.#config.taskTimeout,
       signal,
       hooks,
       runTask: (i, taskSignal) => {
@@ -137,22 +157,16 @@ export class ParallelExecutor {
   }
 
   /**
-   * Splits a DAG into topological layers (Kahn's algorithm, O(V+E)); each
-   * layer's tasks depend only on earlier layers.
-   *
-   * @throws {DAGValidationError} for invalid input, cycles included
-   */
-  protected topologicalSort(dag: DAGStructure): Task[][] {
-    const prepared = prepareDAG(dag, { maxTasks: this.config.maxTasks });
-    return prepared.layers.map((layer) => layer.map((i) => prepared.tasks[i]));
-  }
-
-  /**
    * Runs one task: resolves its `$OUTPUT` references from `previous` and
    * calls the tool. Always resolves; a failure is a result with
    * `status: "error"`. The scheduler ends the task early, whatever this
    * method is doing, when `signal` aborts (timeout or cancellation).
    * `progress`, when given, is handed to the tool as `ctx.progress`.
+   *
+   * Protected as in the reference design, whose subclasses may override it;
+   * a {@linkcode ToolExecutor} that wraps the tool calls is the simpler way
+   * to observe or change them. An override that throws or rejects fails
+   * only its task.
    */
   protected executeTask(
     task: Task,
@@ -177,7 +191,7 @@ export class ParallelExecutor {
       const ctx: ToolContext = progress === undefined
         ? { signal, taskId: task.id }
         : { signal, taskId: task.id, progress };
-      call = Promise.resolve(this.toolExecutor(task.tool, args, ctx));
+      call = Promise.resolve(this.#toolExecutor(task.tool, args, ctx));
     } catch (error) {
       return Promise.resolve(fail(error));
     }
@@ -196,14 +210,40 @@ export class ParallelExecutor {
     }, fail);
   }
 
-  /** Sum of task times divided by wall-clock time (1 when there is no time to compare). */
+  /**
+   * Sum of task times divided by wall-clock time (1 when there is no time
+   * to compare). Depends only on `result`, whichever executor produced it.
+   */
   calculateSpeedup(result: DAGExecutionResult): number {
-    let sum = 0;
-    for (const r of result.results) sum += r.executionTimeMs ?? 0;
-    return result.executionTimeMs > 0 && sum > 0 ? sum / result.executionTimeMs : 1;
+    return speedupOf(result);
   }
 
-  /** Summary figures of a run. */
+  /**
+   * Summary figures of a run; `successRate` is a percentage (100 for an
+   * empty run). Depends only on `result`, whichever executor produced it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ParallelExecutor } from "./executor.ts";
+   *
+   * const executor = new ParallelExecutor(async () => null);
+   * const stats = executor.getStats({
+   *   results: [
+   *     { taskId: "a", status: "success", executionTimeMs: 30 },
+   *     { taskId: "b", status: "error", error: "boom", executionTimeMs: 30 },
+   *   ],
+   *   errors: [{ taskId: "b", error: "boom", status: "error" }],
+   *   executionTimeMs: 40,
+   *   parallelizationLayers: 1,
+   *   totalTasks: 2,
+   *   successfulTasks: 1,
+   *   failedTasks: 1,
+   * });
+   * assert.equal(stats.successRate, 50);
+   * assert.equal(stats.speedup, 1.5); // 60 ms of task time in 40 ms
+   * ```
+   */
   getStats(result: DAGExecutionResult): ExecutionStats {
     return {
       totalTasks: result.totalTasks,
@@ -212,11 +252,42 @@ export class ParallelExecutor {
       successRate: result.totalTasks === 0
         ? 100
         : (result.successfulTasks / result.totalTasks) * 100,
-      speedup: this.calculateSpeedup(result),
+      speedup: speedupOf(result),
       executionTimeMs: result.executionTimeMs,
       parallelizationLayers: result.parallelizationLayers,
     };
   }
+}
+
+/**
+ * Validates `dag` with `executor`'s `maxTasks` (a DAG from `prepareDAG` is
+ * returned as it is). For executors built on `ParallelExecutor`.
+ *
+ * @throws {DAGValidationError} for invalid input, cycles included
+ */
+export function prepareFor(executor: ParallelExecutor, dag: DAGStructure): PreparedDAG {
+  return prepareDAG(dag, { maxTasks: settingsOf(executor).maxTasks });
+}
+
+/**
+ * Runs an already validated DAG on `executor`, with its settings and tool
+ * executor, telling `hooks` about each task: the building block of
+ * {@linkcode ParallelExecutor.execute} and of streaming executors.
+ */
+export function runPrepared(
+  executor: ParallelExecutor,
+  prepared: PreparedDAG,
+  signal?: AbortSignal,
+  hooks?: RunHooks,
+): Promise<DAGExecutionResult> {
+  return runOn(executor, prepared, signal, hooks);
+}
+
+/** Sum of task times divided by wall-clock time (1 when there is no time to compare). */
+function speedupOf(result: DAGExecutionResult): number {
+  let sum = 0;
+  for (const r of result.results) sum += r.executionTimeMs ?? 0;
+  return result.executionTimeMs > 0 && sum > 0 ? sum / result.executionTimeMs : 1;
 }
 
 /** A well-formed copy of a progress report, or undefined for a malformed one. */
@@ -282,11 +353,11 @@ function resolveConfig(config: ExecutorConfig): ResolvedExecutorConfig {
       `taskTimeout must be a number of ms from 1 to ${MAX_TIMER_MS}, got ${config.taskTimeout}`,
     );
   }
-  const maxTasks = config.maxTasks ?? 1000;
+  const maxTasks = config.maxTasks ?? DEFAULT_MAX_TASKS;
   if (!(maxTasks >= 1) || !Number.isInteger(maxTasks)) {
     throw new RangeError(`maxTasks must be a whole number >= 1, got ${config.maxTasks}`);
   }
-  const scheduling = config.scheduling ?? "eager";
+  const scheduling = config.scheduling ?? DEFAULT_SCHEDULING;
   if (scheduling !== "eager" && scheduling !== "layered") {
     throw new RangeError(`scheduling must be "eager" or "layered", got ${String(scheduling)}`);
   }

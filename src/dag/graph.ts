@@ -23,6 +23,17 @@ export interface TaskGraph {
  * ownership of the lists (duplicates are removed in place).
  *
  * @param deps for each task, the indices of the tasks it depends on
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildGraph } from "./graph.ts";
+ * // task 1 waits for task 0 (listed twice); task 2 for tasks 0 and 1
+ * const graph = buildGraph([[], [0, 0], [0, 1]]);
+ * assert.equal(graph.size, 3);
+ * assert.deepEqual(graph.deps, [[], [0], [0, 1]]);
+ * assert.deepEqual(graph.dependents, [[1, 2], [2], []]);
+ * ```
  */
 export function buildGraph(deps: number[][]): TaskGraph {
   const size = deps.length;
@@ -58,6 +69,15 @@ function dedupe(list: number[]): void {
  * layer lists task indices in declaration order. Runs in O(V+E).
  *
  * @returns the layers, or `null` when the graph has a cycle
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildGraph, topologicalLayers } from "./graph.ts";
+ * // 0 and 3 wait for nothing, 1 waits for 0, 2 for 1 and 3
+ * assert.deepEqual(topologicalLayers(buildGraph([[], [0], [1, 3], []])), [[0, 3], [1], [2]]);
+ * assert.equal(topologicalLayers(buildGraph([[1], [0]])), null, "a cycle has no layers");
+ * ```
  */
 export function topologicalLayers(graph: TaskGraph): number[][] | null {
   const { size, deps, dependents } = graph;
@@ -96,6 +116,15 @@ export function topologicalLayers(graph: TaskGraph): number[][] | null {
  * Iterative depth-first search, O(V+E).
  *
  * @returns the cycle, or `null` when there is none
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildGraph, findCycle } from "./graph.ts";
+ * // 0 waits for 1, 1 for 2, 2 for 0; 3 waits for 0
+ * assert.deepEqual(findCycle(buildGraph([[1], [2], [0], [0]])), [0, 1, 2, 0]);
+ * assert.equal(findCycle(buildGraph([[], [0], [0, 1]])), null);
+ * ```
  */
 export function findCycle(graph: TaskGraph): number[] | null {
   const { size, deps } = graph;

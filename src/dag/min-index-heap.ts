@@ -5,7 +5,21 @@
  * @module
  */
 
-/** Min-heap of non-negative integers. */
+/**
+ * Min-heap of non-negative integers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MinIndexHeap } from "./min-index-heap.ts";
+ * const ready = new MinIndexHeap();
+ * for (const index of [5, 1, 4, 1, 3]) ready.push(index);
+ * assert.equal(ready.size, 5);
+ * const order: number[] = [];
+ * while (ready.size > 0) order.push(ready.pop());
+ * assert.deepEqual(order, [1, 1, 3, 4, 5]);
+ * ```
+ */
 export class MinIndexHeap {
   #items: number[] = [];
 

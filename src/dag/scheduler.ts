@@ -53,6 +53,37 @@ export interface ScheduleOptions {
  * run is cancelled ends at once with an error (its tool's signal aborts).
  * Rejects, after every task has settled, only when a hook failed; that
  * failure also cancels the rest of the run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runSchedule } from "./scheduler.ts";
+ * import { prepareDAG } from "./validate.ts";
+ * const dag = prepareDAG({
+ *   tasks: [
+ *     { id: "a", tool: "t" },
+ *     { id: "b", tool: "t", dependsOn: ["a"] },
+ *     { id: "c", tool: "t" },
+ *   ],
+ * });
+ * const started: string[] = [];
+ * const results = await runSchedule(dag, {
+ *   scheduling: "eager",
+ *   maxConcurrency: 1,
+ *   taskTimeout: 30_000,
+ *   runTask(i) {
+ *     const taskId = dag.tasks[i].id;
+ *     started.push(taskId);
+ *     return Promise.resolve(
+ *       taskId === "a"
+ *         ? { taskId, status: "error", error: "boom", executionTimeMs: 0 }
+ *         : { taskId, status: "success", output: taskId, executionTimeMs: 0 },
+ *     );
+ *   },
+ * });
+ * assert.deepEqual(started, ["a", "c"], "one at a time; b is skipped as a failed");
+ * assert.deepEqual(results.map((r) => r.error ?? r.output), ["boom", "Dependency a failed", "c"]);
+ * ```
  */
 export function runSchedule(dag: PreparedDAG, options: ScheduleOptions): Promise<TaskResult[]> {
   return new Schedule(dag, options).run();

@@ -9,7 +9,24 @@
 
 import type { Task, TaskResult } from "./types.ts";
 
-/** Read-only `Map` view of settled results; iteration follows declaration order. */
+/**
+ * Read-only `Map` view of settled results; iteration follows declaration order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SettledResults } from "./settled-results.ts";
+ * const tasks = [{ id: "a", tool: "t" }, { id: "b", tool: "t" }, { id: "c", tool: "t" }];
+ * const results = new SettledResults(tasks, new Map(tasks.map((t, i) => [t.id, i])));
+ * results.record(2, { taskId: "c", status: "success", output: 3 });
+ * results.record(0, { taskId: "a", status: "error", error: "boom" });
+ * assert.equal(results.size, 2);
+ * assert.equal(results.get("c")?.output, 3);
+ * assert.equal(results.has("b"), false, "b has not settled");
+ * assert.deepEqual([...results.keys()], ["a", "c"], "in declaration order");
+ * assert.throws(() => results.delete(), TypeError);
+ * ```
+ */
 export class SettledResults extends Map<string, TaskResult> {
   readonly #tasks: readonly Task[];
   readonly #indexOf: ReadonlyMap<string, number>;

@@ -1,12 +1,16 @@
 /**
  * The StreamingExecutor: runs a DAG like {@linkcode ParallelExecutor} and
  * reports every task's start and end as {@linkcode SSEEvent}s the moment
- * they happen.
+ * they happen. Its events go into one sink
+ * ({@linkcode StreamingExecutor.executeWithEventSink}): the bundled server
+ * and `handleSSERequest` append them to the run's event log there;
+ * {@linkcode StreamingExecutor.executeWithStreaming} adapts that sink to a
+ * `WritableStream` through a {@linkcode BufferedEventStream}.
  *
  * @module
  */
 
-import { ParallelExecutor } from "./executor.ts";
+import { ParallelExecutor, prepareFor, runPrepared } from "./executor.ts";
 import type {
   DAGExecutionResult,
   DAGStructure,
@@ -14,7 +18,7 @@ import type {
   TaskResult,
   ToolProgress,
 } from "./types.ts";
-import { prepareDAG, type PreparedDAG } from "./validate.ts";
+import type { PreparedDAG } from "./validate.ts";
 import { BufferedEventStream, type BufferedStreamConfig } from "./buffered-stream.ts";
 import { errorEvent, type SSEEvent, type TaskProgressEvent } from "./events.ts";
 import { describeError } from "./errors.ts";
@@ -29,6 +33,7 @@ import { describeError } from "./errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StreamingExecutor } from "./streaming.ts";
  * import type { SSEEvent } from "./events.ts";
  *
@@ -36,14 +41,16 @@ import { describeError } from "./errors.ts";
  * const events: SSEEvent[] = [];
  * const sink = new WritableStream<SSEEvent>({ write: (e) => void events.push(e) });
  * await executor.executeWithStreaming({ tasks: [{ id: "a", tool: "echo" }] }, sink);
- * console.log(events.map((e) => e.type)); // task_start, task_complete, execution_complete
+ * assert.deepEqual(events.map((e) => e.type), ["task_start", "task_complete", "execution_complete"]);
  * ```
  */
 export class StreamingExecutor extends ParallelExecutor {
   /**
-   * Runs `dag`, writing its events to `eventStream` through a bounded
-   * {@linkcode BufferedEventStream}; the stream's writer is closed at the end
-   * in every case. On a critical failure (invalid DAG, cycle, a downstream
+   * Runs `dag`, writing its events to `eventStream` (the reference design's
+   * API): {@linkcode StreamingExecutor.executeWithEventSink} with a bounded
+   * {@linkcode BufferedEventStream} as its sink, configured by
+   * `bufferConfig` (`maxBufferSize`, `onFlush`, `onBackpressure`); the
+   * stream's writer is closed at the end in every case. On a critical failure (invalid DAG, cycle, a downstream
    * that fails) an `error` event is written if the stream still takes it,
    * and the returned promise rejects.
    *
@@ -106,6 +113,7 @@ export class StreamingExecutor extends ParallelExecutor {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { StreamingExecutor } from "./streaming.ts";
    *
    * const executor = new StreamingExecutor(async (_tool, args) => args);
@@ -114,7 +122,7 @@ export class StreamingExecutor extends ParallelExecutor {
    *   { tasks: [{ id: "a", tool: "echo" }] },
    *   (event) => void types.push(event.type),
    * );
-   * console.log(types); // task_start, task_complete, execution_complete
+   * assert.deepEqual(types, ["task_start", "task_complete", "execution_complete"]);
    * ```
    */
   async executeWithEventSink(
@@ -124,7 +132,7 @@ export class StreamingExecutor extends ParallelExecutor {
   ): Promise<DAGExecutionResult> {
     let prepared: PreparedDAG;
     try {
-      prepared = prepareDAG(dag, { maxTasks: this.config.maxTasks });
+      prepared = prepareFor(this, dag);
     } catch (error) {
       await offer(sink, errorEvent(describeError(error), { code: "invalid_dag" }));
       throw error;
@@ -137,7 +145,7 @@ export class StreamingExecutor extends ParallelExecutor {
       progressPending = false;
     };
     try {
-      const result = await this.runPrepared(prepared, options.signal, {
+      const result = await runPrepared(this, prepared, options.signal, {
         onTaskStart: (i) => sink(taskStartEvent(prepared, i)),
         onTaskComplete: (i, r) => sink(taskCompleteEvent(prepared, i, r)),
         onTaskProgress: (i, update) => {

@@ -58,11 +58,15 @@ export interface ToolContext {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ToolExecutor } from "./types.ts";
  * const tools: ToolExecutor = async (tool, args) => {
  *   if (tool === "add") return (args.a as number) + (args.b as number);
  *   throw new Error(`unknown tool ${tool}`);
  * };
+ * const ctx = { signal: new AbortController().signal, taskId: "t1" };
+ * assert.equal(await tools("add", { a: 2, b: 3 }, ctx), 5);
+ * await assert.rejects(tools("sub", {}, ctx), /unknown tool sub/);
  * ```
  */
 export type ToolExecutor = (

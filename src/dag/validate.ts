@@ -10,17 +10,10 @@ import { z } from "npm:zod@4.6.7";
 import type { Task } from "./types.ts";
 import { locateOutputReferences, MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
 import { buildGraph, findCycle, type TaskGraph, topologicalLayers } from "./graph.ts";
+import { DEFAULT_MAX_TASKS } from "./defaults.ts";
+import { formatPath, type ValidationIssue, zodIssues } from "./issues.ts";
 
-/** Default most tasks a DAG may have. */
-export const DEFAULT_MAX_TASKS = 1000;
-
-/** One problem found in a DAG, e.g. `{ path: "tasks[2].dependsOn[0]", message: "unknown task \"x\"" }`. */
-export interface ValidationIssue {
-  /** Where the problem is, as `tasks[2].dependsOn[0]`; `(root)` for the document itself. */
-  path: string;
-  /** What is wrong there. */
-  message: string;
-}
+export type { ValidationIssue } from "./issues.ts";
 
 /** Thrown for invalid DAG input; `issues` lists every problem found. */
 export class DAGValidationError extends Error {
@@ -113,8 +106,10 @@ const dagSchema = z.object({ tasks: z.array(taskSchema) });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dagJsonSchema } from "./validate.ts";
- * console.log(JSON.stringify(dagJsonSchema, null, 2));
+ * assert.equal(dagJsonSchema.$schema, "https://json-schema.org/draft/2020-12/schema");
+ * assert.deepEqual(dagJsonSchema.required, ["tasks"]);
  * ```
  */
 export const dagJsonSchema: Record<string, unknown> = z.toJSONSchema(dagSchema, {
@@ -122,31 +117,17 @@ export const dagJsonSchema: Record<string, unknown> = z.toJSONSchema(dagSchema, 
 }) as Record<string, unknown>;
 
 /**
- * Formats a path of keys and indices as `tasks[2].dependsOn[0]`. A key that
- * is not an identifier is quoted, `tasks[0]["a.b"]`, so every path names
- * one place (an unknown field `""` or `"x.y"` included).
- */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    if (typeof key === "number") out += `[${key}]`;
-    else if (typeof key === "string" && !IDENTIFIER.test(key)) out += `[${JSON.stringify(key)}]`;
-    else out += out === "" ? String(key) : `.${String(key)}`;
-  }
-  return out === "" ? "(root)" : out;
-}
-
-const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-
-/**
  * Validates untrusted input as a DAG and prepares it for execution.
  * Never throws for bad input: the problems come back in `issues`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateDAG } from "./validate.ts";
  * const result = validateDAG({ tasks: [{ id: "a", tool: "mock:echo", dependsOn: ["b"] }] });
- * if (!result.ok) console.log(result.issues); // [{ path: "tasks[0].dependsOn[0]", ... }]
+ * assert.deepEqual(!result.ok && result.issues, [
+ *   { path: "tasks[0].dependsOn[0]", message: 'unknown task "b"' },
+ * ]);
  * ```
  *
  * @example Checks a server makes at submission
@@ -296,11 +277,12 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
  *
  * @example
  * ```ts
- * import { prepareDAG } from "./validate.ts";
- * const dag = prepareDAG({ tasks: [{ id: "a", tool: "mock:echo" }] }, {
- *   isKnownTool: (name) => name.startsWith("mock:"),
- * });
- * console.log(dag.layers.length); // 1
+ * import assert from "node:assert/strict";
+ * import { DAGValidationError, prepareDAG } from "./validate.ts";
+ * const options = { isKnownTool: (name: string) => name.startsWith("mock:") };
+ * const dag = prepareDAG({ tasks: [{ id: "a", tool: "mock:echo" }] }, options);
+ * assert.deepEqual(dag.layers, [[0]]);
+ * assert.throws(() => prepareDAG({ tasks: [{ id: "a", tool: "rm" }] }, options), DAGValidationError);
  * ```
  */
 export function prepareDAG(input: unknown, options: ValidateOptions = {}): PreparedDAG {
@@ -361,20 +343,6 @@ function normaliseTask(t: ParsedTask, i: number, issues: ValidationIssue[]): Tas
     delete t.depends_on;
   }
   return t;
-}
-
-function zodIssues(error: z.ZodError): ValidationIssue[] {
-  const out: ValidationIssue[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) {
-        out.push({ path: formatPath([...issue.path, key]), message: "unknown field" });
-      }
-    } else {
-      out.push({ path: formatPath(issue.path), message: issue.message });
-    }
-  }
-  return out;
 }
 
 /**

@@ -1,13 +1,42 @@
 /**
- * Settings of the bundled server, with their defaults.
+ * Settings of the bundled server, with their defaults, and how the settings
+ * given to `createApp` are completed.
  *
  * @module
  */
 
+import {
+  DEFAULT_MAX_TASKS,
+  DEFAULT_SCHEDULING,
+  DEFAULT_TASK_TIMEOUT,
+  withoutUndefined,
+} from "../dag/defaults.ts";
+import {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+  DEFAULT_RETRY_MS,
+} from "../sse/frame.ts";
+import { builtinTools } from "../tools/builtin.ts";
+import {
+  combineToolRegistries,
+  createToolRegistry,
+  type ManagedToolRegistry,
+  type ToolRegistry,
+} from "../tools/registry.ts";
 import type { SchedulingMode } from "../dag/types.ts";
-import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
+import { logToStderr } from "./log.ts";
 
-/** Settings of {@linkcode createApp}; every field has a default. */
+/**
+ * Settings of `createApp`; every field has a default.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveServerConfig, type ServerConfig } from "./config.ts";
+ * const settings: ServerConfig = { token: "secret", maxTasks: 50 };
+ * assert.equal(resolveServerConfig(settings).maxTasks, 50);
+ * ```
+ */
 export interface ServerConfig {
   /** Bearer token every route but `/health` requires; none when unset. */
   token?: string;
@@ -93,52 +122,100 @@ export interface ServerConfig {
   log?: (record: Record<string, unknown>) => void;
 }
 
-/** A {@linkcode ServerConfig} with every default filled in. */
+/**
+ * A {@linkcode ServerConfig} with every default filled in; `tools` includes
+ * the MCP servers' tools when `mcp` is set.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ResolvedServerConfig, resolveServerConfig } from "./config.ts";
+ * const config: ResolvedServerConfig = resolveServerConfig({});
+ * assert.equal(config.token, undefined);
+ * assert.ok(config.tools.has("mock:echo"));
+ * ```
+ */
 export type ResolvedServerConfig =
   & Required<Omit<ServerConfig, "token" | "corsOrigin" | "maxConcurrency" | "mcp">>
   & Pick<ServerConfig, "token" | "corsOrigin" | "maxConcurrency" | "mcp">;
 
-/** The defaults of {@linkcode ServerConfig}. */
+const MIB = 1024 * 1024;
+
+/**
+ * The defaults of {@linkcode ServerConfig} that do not depend on other
+ * settings (`maxRunLogBytes` does: see {@linkcode defaultRunLogBytes}). The
+ * executor's and the wire's defaults are those of the library.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SERVER_DEFAULTS } from "./config.ts";
+ * assert.equal(SERVER_DEFAULTS.maxBodyBytes, 1024 * 1024);
+ * assert.equal(SERVER_DEFAULTS.taskTimeout, 30_000);
+ * ```
+ */
 export const SERVER_DEFAULTS = {
-  taskTimeout: 30_000,
-  scheduling: "eager" as SchedulingMode,
-  maxTasks: 1000,
-  maxBodyBytes: 1024 * 1024,
-  maxRunLogBytes: 16 * 1024 * 1024,
-  maxLogBytesTotal: 512 * 1024 * 1024,
+  taskTimeout: DEFAULT_TASK_TIMEOUT,
+  scheduling: DEFAULT_SCHEDULING,
+  maxTasks: DEFAULT_MAX_TASKS,
+  maxBodyBytes: MIB,
+  maxLogBytesTotal: 512 * MIB,
   maxWatchers: 10_000,
   maxActiveRuns: 1000,
   maxRuns: 1000,
   runTtlSeconds: 600,
-  heartbeatMs: 15_000,
-  retryMs: 2000,
-  maxEventPayloadBytes: 64 * 1024,
-  maxRunOutputBytes: 64 * 1024 * 1024,
-  maxKeptRunBytes: 256 * 1024 * 1024,
+  heartbeatMs: DEFAULT_HEARTBEAT_MS,
+  retryMs: DEFAULT_RETRY_MS,
+  maxEventPayloadBytes: DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+  maxRunOutputBytes: 64 * MIB,
+  maxKeptRunBytes: 256 * MIB,
   allowedHosts: [] as string[],
   loopbackOnly: true,
 } as const;
 
+/** The least default run log size. */
+const MIN_DEFAULT_RUN_LOG_BYTES = 16 * MIB;
+
 /**
  * The default run log size: a whole run of `maxTasks` tasks whose events
  * all reach the payload cap fits, and never less than 16 MiB.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultRunLogBytes } from "./config.ts";
+ * assert.equal(defaultRunLogBytes(1000, 65536), 66_564_096);
+ * assert.equal(defaultRunLogBytes(1, 1024), 16 * 1024 * 1024);
+ * ```
  */
 export function defaultRunLogBytes(maxTasks: number, maxEventPayloadBytes: number): number {
-  return Math.max(SERVER_DEFAULTS.maxRunLogBytes, maxTasks * (maxEventPayloadBytes + 1024) + 4096);
+  return Math.max(MIN_DEFAULT_RUN_LOG_BYTES, maxTasks * (maxEventPayloadBytes + 1024) + 4096);
 }
 
-const encoder = new TextEncoder();
-
 /**
- * Writes a log record as one JSON line on stderr (synchronously, so lines
- * keep their order and none is lost on exit; about half the cost of
- * `console.error`).
+ * Completes the settings given to `createApp`: each one left unset (or
+ * `undefined`) takes its default, and the MCP servers' tools join `tools`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultRunLogBytes, resolveServerConfig } from "./config.ts";
+ * const config = resolveServerConfig({ maxTasks: 10, taskTimeout: undefined });
+ * assert.equal(config.taskTimeout, 30_000);
+ * assert.equal(config.maxRunLogBytes, defaultRunLogBytes(10, config.maxEventPayloadBytes));
+ * assert.deepEqual(config.tools.list().map((t) => t.name), ["mock:delay", "mock:echo", "mock:fail"]);
+ * ```
  */
-export function logToStderr(record: Record<string, unknown>): void {
-  const line = JSON.stringify({ time: new Date().toISOString(), ...record }) + "\n";
-  try {
-    Deno.stderr.writeSync(encoder.encode(line));
-  } catch {
-    // stderr closed: logging must never break a request
-  }
+export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig {
+  const given = withoutUndefined(options);
+  const maxTasks = given.maxTasks ?? SERVER_DEFAULTS.maxTasks;
+  const maxEventPayloadBytes = given.maxEventPayloadBytes ?? SERVER_DEFAULTS.maxEventPayloadBytes;
+  const tools = given.tools ?? createToolRegistry({ ...builtinTools });
+  return {
+    ...SERVER_DEFAULTS,
+    maxRunLogBytes: defaultRunLogBytes(maxTasks, maxEventPayloadBytes),
+    log: logToStderr,
+    ...given,
+    tools: given.mcp === undefined ? tools : combineToolRegistries(tools, given.mcp),
+  };
 }

@@ -15,10 +15,24 @@
  *   a browser marks `cross-site` or `same-site` (another port of localhost
  *   is the same site) is refused too.
  *
+ * Each check has its 403 answer here too; `request-checks.ts` runs them in order.
+ *
  * @module
  */
 
-/** The settings the checks read. */
+import { problemResponse, quoteInDetail } from "../sse/problem.ts";
+
+/**
+ * The settings the checks read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CrossSiteSettings, hostAllowed } from "./cross-site.ts";
+ * const settings: CrossSiteSettings = { allowedHosts: ["dag.internal"], loopbackOnly: true, corsOrigins: [] };
+ * assert.equal(hostAllowed("dag.internal:8000", settings), true);
+ * ```
+ */
 export interface CrossSiteSettings {
   /** Extra names the `Host` header may carry (lower case, no port). */
   allowedHosts: readonly string[];
@@ -121,27 +135,69 @@ export function originAllowed(
 }
 
 /**
- * The `Access-Control-Allow-Origin` value for a request from `origin`, or
- * undefined for none: `*` when any origin is allowed, else the request's own
- * origin when it is one of the allowed ones, else the only allowed origin
- * (a client without `Origin` learns nothing it could not read in the docs).
+ * The 403 answer to a request whose `Host` may not be served (see
+ * {@linkcode hostAllowed}), or undefined when it may.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { allowOriginHeader } from "./cross-site.ts";
- * const origins = ["https://a.example", "https://b.example"];
- * assert.equal(allowOriginHeader("https://b.example", origins), "https://b.example");
- * assert.equal(allowOriginHeader("https://c.example", origins), undefined);
- * assert.equal(allowOriginHeader(null, ["*"]), "*");
+ * import { refuseForeignHost } from "./cross-site.ts";
+ * const settings = { allowedHosts: [], loopbackOnly: true, corsOrigins: [] };
+ * const request = (host: string) => new Request("http://127.0.0.1/health", { headers: { host } });
+ * assert.equal(refuseForeignHost(request("localhost:8000"), settings), undefined);
+ * const refused = refuseForeignHost(request("rebind.example"), settings);
+ * assert.equal(refused?.status, 403);
+ * assert.equal((await refused?.json()).type, "https://dagstream.dev/problems/forbidden-host");
  * ```
  */
-export function allowOriginHeader(
-  origin: string | null,
-  corsOrigins: readonly string[],
-): string | undefined {
-  if (corsOrigins.length === 0) return undefined;
-  if (corsOrigins.includes("*")) return "*";
-  if (origin !== null && corsOrigins.includes(origin.trim())) return origin.trim();
-  return origin === null && corsOrigins.length === 1 ? corsOrigins[0] : undefined;
+export function refuseForeignHost(
+  request: Request,
+  settings: CrossSiteSettings,
+): Response | undefined {
+  const host = request.headers.get("host");
+  if (hostAllowed(host, settings)) return undefined;
+  const extra = settings.allowedHosts.length > 0 ? ` and ${settings.allowedHosts.join(", ")}` : "";
+  return problemResponse(
+    403,
+    `the Host header ${
+      quoteInDetail(host ?? "")
+    } is not allowed: this server answers requests for ` +
+      `localhost, 127.0.0.1 and [::1]${extra} (start it with --allowed-host NAME to add a name)`,
+    { type: "forbidden-host" },
+  );
+}
+
+/**
+ * The 403 answer to a request sent by another site's page (see
+ * {@linkcode originAllowed}), or undefined when it may be served.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { refuseForeignOrigin } from "./cross-site.ts";
+ * const settings = { allowedHosts: [], loopbackOnly: true, corsOrigins: [] };
+ * const request = (origin: string) =>
+ *   new Request("http://127.0.0.1:8000/runs", { headers: { host: "127.0.0.1:8000", origin } });
+ * assert.equal(refuseForeignOrigin(request("http://127.0.0.1:8000"), settings), undefined);
+ * const refused = refuseForeignOrigin(request("https://evil.example"), settings);
+ * assert.equal(refused?.status, 403);
+ * assert.equal((await refused?.json()).type, "https://dagstream.dev/problems/forbidden-origin");
+ * ```
+ */
+export function refuseForeignOrigin(
+  request: Request,
+  settings: CrossSiteSettings,
+): Response | undefined {
+  const { headers } = request;
+  const origin = headers.get("origin");
+  if (originAllowed(origin, headers.get("host"), settings, headers.get("sec-fetch-site"))) {
+    return undefined;
+  }
+  const from = origin === null ? "another site's page" : `origin ${quoteInDetail(origin)}`;
+  return problemResponse(
+    403,
+    `requests from ${from} are not allowed ` +
+      `(start the server with --cors-origin ORIGIN to allow a web app's origin)`,
+    { type: "forbidden-origin" },
+  );
 }

@@ -8,12 +8,24 @@
  * @module
  */
 
-import { problemResponse } from "../sse/problem.ts";
+import { problemResponse, quoteInDetail } from "../sse/problem.ts";
 import { concatBytes } from "../sse/bytes.ts";
+import { describeError } from "../dag/errors.ts";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
 
-/** Whether a `Content-Type` value is `application/json` or `application/*+json`. */
+/**
+ * Whether a `Content-Type` value is `application/json` or `application/*+json`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isJsonContentType } from "./json-body.ts";
+ * assert.equal(isJsonContentType("application/json; charset=utf-8"), true);
+ * assert.equal(isJsonContentType("application/problem+json"), true);
+ * assert.equal(isJsonContentType("text/plain"), false);
+ * ```
+ */
 export function isJsonContentType(value: string | null): boolean {
   if (value === null) return false;
   return JSON_TYPE.test(value.split(";")[0].trim());
@@ -22,6 +34,19 @@ export function isJsonContentType(value: string | null): boolean {
 /**
  * Reads and parses the body as JSON, or returns the problem response to
  * send: 415 (not JSON), 413 (over `maxBytes`), 400 (bad UTF-8 or JSON).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readJsonBody } from "./json-body.ts";
+ * const post = (body: string, type = "application/json") =>
+ *   new Request("http://localhost/runs", { method: "POST", headers: { "content-type": type }, body });
+ * assert.deepEqual(await readJsonBody(post('{"tasks":[]}'), 1024), { value: { tasks: [] } });
+ * const tooLarge = await readJsonBody(post('{"tasks":[]}'), 4);
+ * assert.equal(tooLarge instanceof Response && tooLarge.status, 413);
+ * const form = await readJsonBody(post("a=1", "application/x-www-form-urlencoded"), 1024);
+ * assert.equal(form instanceof Response && form.status, 415);
+ * ```
  */
 export async function readJsonBody(
   request: Request,
@@ -31,9 +56,7 @@ export async function readJsonBody(
   if (!isJsonContentType(type)) {
     const given = type === null
       ? "the request has no Content-Type"
-      : `Content-Type ${
-        JSON.stringify(type.length > 100 ? `${type.slice(0, 100)}…` : type)
-      } is not JSON`;
+      : `Content-Type ${quoteInDetail(type)} is not JSON`;
     return problemResponse(
       415,
       `${given}: send the DAG as application/json (with curl: ` +
@@ -73,8 +96,7 @@ export async function readJsonBody(
   try {
     return { value: JSON.parse(text) };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : "syntax error";
-    return problemResponse(400, `the request body is not valid JSON: ${reason}`);
+    return problemResponse(400, `the request body is not valid JSON: ${describeError(error)}`);
   }
 }
 

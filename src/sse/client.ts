@@ -5,11 +5,30 @@
  * @module
  */
 
-import { createParser, type EventSourceMessage } from "npm:eventsource-parser@4.1.3";
-import type { SSEEvent } from "../dag/events.ts";
+import {
+  type EventSourceMessage,
+  EventSourceParserStream,
+} from "npm:eventsource-parser@4.1.3/stream";
+import type { WireEvent } from "./wire-events.ts";
 
-/** An event as read from the wire, with its `id:` when it had one. */
-export type ReceivedSSEEvent = SSEEvent & { id?: string };
+/**
+ * An event as read from the wire, with its `id:` when it had one. Its type
+ * and data are what the dagstream protocol sends; the reader does not check
+ * them (a frame without `event:` is a `message`, data that is not JSON a string).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ReceivedSSEEvent } from "./client.ts";
+ * const event: ReceivedSSEEvent = {
+ *   id: "1",
+ *   type: "error",
+ *   data: { error: "x", timestamp: "2025-01-01T00:00:00.000Z" },
+ * };
+ * assert.equal(event.type === "error" && event.data.error, "x");
+ * ```
+ */
+export type ReceivedSSEEvent = WireEvent & { id?: string };
 
 /**
  * Yields each event of an SSE body the moment it arrives. Comments
@@ -18,6 +37,19 @@ export type ReceivedSSEEvent = SSEEvent & { id?: string };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSSEEvents } from "./client.ts";
+ * const wire = "retry: 2000\n\n: keep-alive\n\n" +
+ *   'id: 1\nevent: task_start\ndata: {"taskId":"a","tool":"mock:echo","timestamp":"t"}\n\n';
+ * const seen = [];
+ * for await (const event of readSSEEvents(new Response(wire).body!)) {
+ *   seen.push([event.id, event.type, event.type === "task_start" && event.data.taskId]);
+ * }
+ * assert.deepEqual(seen, [["1", "task_start", "a"]]);
+ * ```
+ *
+ * @example Reading a run of the bundled server as it happens
+ * ```ts ignore
  * import { readSSEEvents } from "./client.ts";
  * const response = await fetch("http://127.0.0.1:8000/execute", {
  *   method: "POST",
@@ -32,30 +64,11 @@ export type ReceivedSSEEvent = SSEEvent & { id?: string };
 export async function* readSSEEvents(
   body: ReadableStream<Uint8Array>,
 ): AsyncGenerator<ReceivedSSEEvent, void, undefined> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let pending: ReceivedSSEEvent[] = [];
-  const parser = createParser({
-    onEvent(message: EventSourceMessage) {
-      pending.push(toEvent(message));
-    },
-  });
-  let finished = false;
-  try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      parser.feed(value);
-      if (pending.length > 0) {
-        const ready = pending;
-        pending = [];
-        yield* ready;
-      }
-    }
-    finished = true;
-  } finally {
-    if (!finished) await reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
+  const messages = body
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new EventSourceParserStream());
+  // Leaving the loop early cancels `messages`, and through the pipes the body.
+  for await (const message of messages) yield toEvent(message);
 }
 
 /**
@@ -64,18 +77,15 @@ export async function* readSSEEvents(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSSEStream } from "./client.ts";
  * const body = new Response("id: 1\nevent: error\ndata: {\"error\":\"x\",\"timestamp\":\"t\"}\n\n").body!;
  * const events = await parseSSEStream(body);
- * console.log(events[0].type); // "error"
+ * assert.deepEqual(events, [{ id: "1", type: "error", data: { error: "x", timestamp: "t" } }]);
  * ```
  */
-export async function parseSSEStream(
-  body: ReadableStream<Uint8Array>,
-): Promise<ReceivedSSEEvent[]> {
-  const events: ReceivedSSEEvent[] = [];
-  for await (const event of readSSEEvents(body)) events.push(event);
-  return events;
+export function parseSSEStream(body: ReadableStream<Uint8Array>): Promise<ReceivedSSEEvent[]> {
+  return Array.fromAsync(readSSEEvents(body));
 }
 
 function toEvent(message: EventSourceMessage): ReceivedSSEEvent {
@@ -85,6 +95,7 @@ function toEvent(message: EventSourceMessage): ReceivedSSEEvent {
   } catch {
     data = message.data;
   }
+  // The protocol's promise, not checked here (see ReceivedSSEEvent).
   const event = { type: message.event ?? "message", data } as ReceivedSSEEvent;
   if (message.id !== undefined) event.id = message.id;
   return event;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ValidationIssue } from "../dag/validate.ts";
+import type { ValidationIssue } from "../dag/issues.ts";
 
 /**
  * A problem details body.
@@ -331,6 +331,23 @@ export function invalidDag(issues: readonly ValidationIssue[]): Response {
   return problemResponse(422, `the DAG is invalid (${n} problem${n === 1 ? "" : "s"})`, {
     errors: [...issues],
   });
+}
+
+/**
+ * A value the client sent, written into a problem's `detail`: as a JSON
+ * string (quotes and control characters escaped), cut to its first 100
+ * characters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quoteInDetail } from "./problem.ts";
+ * assert.equal(quoteInDetail('a"b'), '"a\\"b"');
+ * assert.equal(quoteInDetail("x".repeat(150)), `"${"x".repeat(100)}…"`);
+ * ```
+ */
+export function quoteInDetail(value: string): string {
+  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
 function resolveType(

@@ -13,15 +13,31 @@
  * Several logs may share a {@linkcode LogBudget}: the bytes of all of them
  * together, bounded. A log whose append puts the budget over first asks the
  * budget's owner to free others (a server forgets finished runs), then gives
- * way itself, oldest events first, as it does past its own bound.
+ * way itself, oldest events first, as it does past its own bound. A log's
+ * owner may also let frames give way early ({@linkcode RunLog.dropThrough}),
+ * when no reader will need them again.
  *
  * @module
  */
 
 import type { SSEEvent } from "../dag/events.ts";
-import { encodeSSEEvent, utf8Length } from "./sse.ts";
+import { Queue } from "../dag/queue.ts";
+import { encodeSSEEvent, utf8Length } from "./frame.ts";
 
-/** What a reader gets from {@linkcode RunLog.read}. */
+/**
+ * What a reader gets from {@linkcode RunLog.read}: frames after its cursor
+ * (decoded text), how many events it missed when they have given way, or
+ * `wait` / `end` when there is nothing new.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type LogRead, RunLog } from "./run-log.ts";
+ * const log = new RunLog(1_000_000);
+ * const read: LogRead = log.read(0);
+ * assert.equal(read.kind, "wait");
+ * ```
+ */
 export type LogRead =
   | { kind: "frames"; frames: string; lastSeq: number }
   | { kind: "lost"; missed: number; firstSeq: number }
@@ -31,6 +47,17 @@ export type LogRead =
 /**
  * What a reader gets from {@linkcode RunLog.readChunk}: the same as
  * {@linkcode LogRead}, with the frames as a shared, read-only byte view.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type LogChunk, RunLog } from "./run-log.ts";
+ * const log = new RunLog(1_000_000);
+ * log.append({ type: "error", data: { error: "x", timestamp: "t" } });
+ * const chunk: LogChunk = log.readChunk(0);
+ * assert.equal(chunk.kind, "frames");
+ * if (chunk.kind === "frames") assert.equal(chunk.events, 1);
+ * ```
  */
 export type LogChunk =
   | { kind: "frames"; bytes: Uint8Array; lastSeq: number; events: number }
@@ -113,21 +140,45 @@ interface Block {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Bounded, append-only log of a run's encoded events. */
+/**
+ * Bounded, append-only log of a run's encoded events.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RunLog } from "./run-log.ts";
+ * const log = new RunLog(1_000_000);
+ * const seq = log.append({ type: "task_start", data: { taskId: "a", tool: "echo", timestamp: "t" } });
+ * assert.equal(seq, 1);
+ * const read = log.read(0);
+ * assert.equal(read.kind, "frames");
+ * if (read.kind === "frames") {
+ *   assert.equal(read.frames, 'id: 1\nevent: task_start\ndata: {"taskId":"a","tool":"echo","timestamp":"t"}\n\n');
+ * }
+ * log.end();
+ * assert.equal(log.read(1).kind, "end");
+ * ```
+ */
 export class RunLog {
   readonly #maxBytes: number;
   readonly #maxPayloadBytes: number | undefined;
   readonly #budget: LogBudget | undefined;
-  /** For each frame (from `#head`): its block, offset in it and size in bytes. */
-  #blocks: (Block | undefined)[] = [];
-  #offsets: number[] = [];
-  #sizes: number[] = [];
+  /**
+   * For each frame kept, oldest first: its block, its offset in the block,
+   * and where it ends in the log's whole byte history (so a frame's size is
+   * its end minus the previous one's, and the bytes after any kept frame
+   * are one subtraction).
+   */
+  readonly #blocks = new Queue<Block>();
+  readonly #offsets = new Queue<number>();
+  readonly #ends = new Queue<number>();
   /** The block appends go to, while it has room; undefined once sealed. */
   #open: Block | undefined;
-  #head = 0;
+  /** Bytes ever appended; and where the oldest kept frame starts in that history. */
+  #appended = 0;
+  #base = 0;
   #firstSeq = 1;
   #nextSeq = 1;
-  #bytes = 0;
   #ended = false;
   #discarded = false;
   #waiters = new Set<() => void>();
@@ -157,7 +208,7 @@ export class RunLog {
 
   /** Bytes of frames kept (UTF-8). */
   get bytes(): number {
-    return this.#bytes;
+    return this.#appended - this.#base;
   }
 
   /** Whether the log is complete (no event will follow). */
@@ -180,19 +231,17 @@ export class RunLog {
     const offset = block.used;
     encoder.encodeInto(frame, block.bytes.subarray(offset, offset + size));
     block.used += size;
+    this.#appended += size;
     this.#blocks.push(block);
     this.#offsets.push(offset);
-    this.#sizes.push(size);
-    this.#bytes += size;
+    this.#ends.push(this.#appended);
     const budget = this.#budget;
     budget?.charge(size);
-    while (this.#bytes > this.#maxBytes && this.#blocks.length - this.#head > 1) this.#dropOldest();
+    while (this.bytes > this.#maxBytes && this.#blocks.length > 1) this.#dropOldest();
     if (budget !== undefined && budget.usedBytes > budget.maxBytes) {
       // Others give way first (the owner decides who), then this log.
       budget.reclaim();
-      while (budget.usedBytes > budget.maxBytes && this.#blocks.length - this.#head > 1) {
-        this.#dropOldest();
-      }
+      while (budget.usedBytes > budget.maxBytes && this.#blocks.length > 1) this.#dropOldest();
     }
     this.#wake();
     return seq;
@@ -214,16 +263,36 @@ export class RunLog {
   discard(): void {
     if (this.#discarded) return;
     this.#discarded = true;
-    this.#budget?.release(this.#bytes);
-    this.#bytes = 0;
-    this.#blocks = [];
-    this.#offsets = [];
-    this.#sizes = [];
+    this.#budget?.release(this.bytes);
+    this.#base = this.#appended;
+    this.#blocks.clear();
+    this.#offsets.clear();
+    this.#ends.clear();
     this.#open = undefined;
-    this.#head = 0;
     this.#firstSeq = this.#nextSeq;
     this.#ended = true;
     this.#wake();
+  }
+
+  /**
+   * Lets the frames up to sequence id `seq` give way now, as they would past
+   * the log's bound: for an owner that knows no reader will need them again
+   * (the only reader has sent them). A reader that still needed one gets
+   * `lost` next.
+   */
+  dropThrough(seq: number): void {
+    while (this.#firstSeq <= seq && !this.#blocks.empty) this.#dropOldest();
+  }
+
+  /**
+   * Bytes of the frames kept after sequence id `cursor`: what a reader at
+   * `cursor` has yet to read (frames that gave way not counted).
+   */
+  bytesAfter(cursor: number): number {
+    const index = cursor - this.#firstSeq;
+    if (index < 0) return this.bytes;
+    if (index >= this.#ends.length) return 0;
+    return this.#appended - this.#ends.at(index)!;
   }
 
   /**
@@ -257,21 +326,21 @@ export class RunLog {
     if (cursor + 1 < this.#firstSeq) {
       return { kind: "lost", missed: this.#firstSeq - 1 - cursor, firstSeq: this.#firstSeq };
     }
-    const start = this.#head + (cursor + 1 - this.#firstSeq);
+    const start = cursor + 1 - this.#firstSeq;
     const blocks = this.#blocks;
-    if (start >= blocks.length) return this.#ended ? { kind: "end" } : { kind: "wait" };
-    const block = blocks[start]!;
-    const sizes = this.#sizes;
+    const count = blocks.length;
+    if (start >= count) return this.#ended ? { kind: "end" } : { kind: "wait" };
+    const block = blocks.at(start)!;
+    const ends = this.#ends;
+    // Where the first frame starts in the log's byte history.
+    const from = start === 0 ? this.#base : ends.at(start - 1)!;
     let end = start + 1;
-    let bytes = sizes[start];
-    while (end < blocks.length && blocks[end] === block && bytes + sizes[end] <= maxBytes) {
-      bytes += sizes[end];
-      end++;
-    }
-    const from = this.#offsets[start];
+    while (end < count && blocks.at(end) === block && ends.at(end)! - from <= maxBytes) end++;
+    const bytes = ends.at(end - 1)! - from;
+    const offset = this.#offsets.at(start)!;
     return {
       kind: "frames",
-      bytes: block.bytes.subarray(from, from + bytes),
+      bytes: block.bytes.subarray(offset, offset + bytes),
       lastSeq: cursor + (end - start),
       events: end - start,
     };
@@ -340,18 +409,12 @@ export class RunLog {
   }
 
   #dropOldest(): void {
-    const size = this.#sizes[this.#head];
-    this.#bytes -= size;
-    this.#budget?.release(size);
-    this.#blocks[this.#head] = undefined;
-    this.#head++;
+    const end = this.#ends.shift()!;
+    this.#budget?.release(end - this.#base);
+    this.#base = end;
+    this.#blocks.shift();
+    this.#offsets.shift();
     this.#firstSeq++;
-    if (this.#head > 1024 && this.#head * 2 > this.#blocks.length) {
-      this.#blocks = this.#blocks.slice(this.#head);
-      this.#offsets = this.#offsets.slice(this.#head);
-      this.#sizes = this.#sizes.slice(this.#head);
-      this.#head = 0;
-    }
   }
 
   #wake(): void {

@@ -5,13 +5,11 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "../dag/defaults.ts";
 import type { ToolDefinition } from "./registry.ts";
 
 /** Default wait of `mock:delay`, in ms. */
 export const DEFAULT_DELAY_MS = 100;
-
-/** Longest wait of `mock:delay`, in ms (the longest a timer can wait). */
-const MAX_DELAY_MS = 2147483647;
 
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -34,10 +32,15 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { builtinTools } from "./builtin.ts";
  * import { createToolRegistry } from "./registry.ts";
  * const registry = createToolRegistry({ ...builtinTools });
- * console.log(registry.list().map((t) => t.name)); // mock:delay, mock:echo, mock:fail
+ * assert.deepEqual(registry.list().map((t) => t.name), ["mock:delay", "mock:echo", "mock:fail"]);
+ * const ctx = { signal: new AbortController().signal, taskId: "t1" };
+ * assert.deepEqual(await registry.execute("mock:echo", { a: 1 }, ctx), { a: 1 });
+ * assert.deepEqual(await registry.execute("mock:delay", { ms: 0 }, ctx), { waitedMs: 0 });
+ * await assert.rejects(registry.execute("mock:fail", { message: "no" }, ctx), { message: "no" });
  * ```
  */
 export const builtinTools: Readonly<Record<string, ToolDefinition>> = {
@@ -51,7 +54,7 @@ export const builtinTools: Readonly<Record<string, ToolDefinition>> = {
         ms: {
           type: "integer",
           minimum: 0,
-          maximum: MAX_DELAY_MS,
+          maximum: MAX_TIMER_MS,
           description: `milliseconds to wait (default ${DEFAULT_DELAY_MS})`,
         },
       },
@@ -60,9 +63,9 @@ export const builtinTools: Readonly<Record<string, ToolDefinition>> = {
     async run(args, ctx) {
       const ms = args.ms ?? DEFAULT_DELAY_MS;
       // The registry checks the schema; this guards direct calls of `run`.
-      if (!Number.isInteger(ms) || (ms as number) < 0 || (ms as number) > MAX_DELAY_MS) {
+      if (!Number.isInteger(ms) || (ms as number) < 0 || (ms as number) > MAX_TIMER_MS) {
         throw new TypeError(
-          `mock:delay: ms must be a whole number of milliseconds from 0 to ${MAX_DELAY_MS}`,
+          `mock:delay: ms must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
         );
       }
       await sleep(ms as number, ctx.signal);

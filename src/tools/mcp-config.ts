@@ -20,6 +20,8 @@
  */
 
 import { z } from "npm:zod@4.6.7";
+import { describeError } from "../dag/errors.ts";
+import { type ValidationIssue, zodIssues } from "../dag/issues.ts";
 
 /** A server started as a child process, spoken to over its stdin and stdout. */
 export interface McpStdioServerSpec {
@@ -59,19 +61,16 @@ export interface McpConfig {
   warnings: string[];
 }
 
-/** One problem in a configuration file. */
-export interface McpConfigIssue {
-  /** Where, as `mcpServers.fs.args[1]`; `(root)` for the document itself. */
-  path: string;
-  /** What is wrong there. */
-  message: string;
-}
+/** One problem in a configuration file, at a path such as `mcpServers.fs.args[1]`. */
+export type McpConfigIssue = ValidationIssue;
 
 /** Thrown for a configuration that cannot be used; the message lists every problem. */
 export class McpConfigError extends Error {
   /** Every problem found. */
   readonly issues: McpConfigIssue[];
   /**
+   * Creates the error; its message names `source` and lists every issue.
+   *
    * @param source the file (or other origin) of the configuration, named in the message
    * @param issues the problems
    */
@@ -150,6 +149,7 @@ const KNOWN_KEYS = new Set([...Object.keys(stdioSchema.shape), ...Object.keys(ht
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMcpConfig } from "./mcp-config.ts";
  * const config = parseMcpConfig({
  *   mcpServers: {
@@ -157,7 +157,18 @@ const KNOWN_KEYS = new Set([...Object.keys(stdioSchema.shape), ...Object.keys(ht
  *     remote: { url: "http://127.0.0.1:3001/mcp" },
  *   },
  * }, "inline");
- * console.log(config.servers.everything.transport, config.servers.remote.transport); // stdio http
+ * assert.deepEqual(config.servers.everything, {
+ *   transport: "stdio",
+ *   command: "npx",
+ *   args: ["-y", "@modelcontextprotocol/server-everything"],
+ *   env: {},
+ * });
+ * assert.deepEqual(config.servers.remote, {
+ *   transport: "http",
+ *   url: "http://127.0.0.1:3001/mcp",
+ *   headers: {},
+ * });
+ * assert.deepEqual(config.warnings, []);
  * ```
  */
 export function parseMcpConfig(document: unknown, source: string, baseDir?: string): McpConfig {
@@ -215,38 +226,20 @@ export function parseMcpConfig(document: unknown, source: string, baseDir?: stri
     const ignored = Object.keys(entry).filter((key) => !KNOWN_KEYS.has(key));
     if (ignored.length > 0) warnings.push(`${path}: ignoring ${ignored.join(", ")}`);
     if (hasCommand) {
-      const parsed = stdioSchema.safeParse(entry);
-      if (!parsed.success) {
-        for (const issue of zodIssues(parsed.error, path)) issues.push(issue);
-        continue;
-      }
-      if (parsed.data.disabled) {
-        warnings.push(`${path}: disabled`);
-        continue;
-      }
+      const stdio = enabledEntry(stdioSchema, entry, path, issues, warnings);
+      if (stdio === undefined) continue;
       const spec: McpStdioServerSpec = {
         transport: "stdio",
-        command: parsed.data.command,
-        args: parsed.data.args ?? [],
-        env: parsed.data.env ?? {},
+        command: stdio.command,
+        args: stdio.args ?? [],
+        env: stdio.env ?? {},
       };
-      if (parsed.data.cwd !== undefined) spec.cwd = resolvePath(parsed.data.cwd, baseDir);
+      if (stdio.cwd !== undefined) spec.cwd = resolvePath(stdio.cwd, baseDir);
       servers[name] = spec;
     } else {
-      const parsed = httpSchema.safeParse(entry);
-      if (!parsed.success) {
-        for (const issue of zodIssues(parsed.error, path)) issues.push(issue);
-        continue;
-      }
-      if (parsed.data.disabled) {
-        warnings.push(`${path}: disabled`);
-        continue;
-      }
-      servers[name] = {
-        transport: "http",
-        url: parsed.data.url,
-        headers: parsed.data.headers ?? {},
-      };
+      const http = enabledEntry(httpSchema, entry, path, issues, warnings);
+      if (http === undefined) continue;
+      servers[name] = { transport: "http", url: http.url, headers: http.headers ?? {} };
     }
   }
   if (issues.length > 0) throw new McpConfigError(source, issues);
@@ -267,11 +260,7 @@ export async function loadMcpConfig(path: string): Promise<McpConfig> {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
       throw error;
     }
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+    const reason = error instanceof Deno.errors.NotFound ? "no such file" : describeError(error);
     throw new McpConfigError(path, [{ path: "(root)", message: `cannot be read: ${reason}` }]);
   }
   let document: unknown;
@@ -280,7 +269,7 @@ export async function loadMcpConfig(path: string): Promise<McpConfig> {
   } catch (error) {
     throw new McpConfigError(path, [{
       path: "(root)",
-      message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+      message: `is not valid JSON: ${describeError(error)}`,
     }]);
   }
   return parseMcpConfig(document, path, dirname(path));
@@ -304,9 +293,13 @@ export interface McpPermissions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mcpPermissions, parseMcpConfig } from "./mcp-config.ts";
  * const config = parseMcpConfig({ mcpServers: { e: { command: "npx" } } }, "mcp.json");
- * console.log(mcpPermissions(config, "mcp.json").run); // ["npx"]
+ * const permissions = mcpPermissions(config, "mcp.json");
+ * assert.deepEqual(permissions.read, ["mcp.json"]);
+ * assert.deepEqual(permissions.run, ["npx"]);
+ * assert.deepEqual(permissions.net, []);
  * ```
  */
 export function mcpPermissions(config: McpConfig, configPath: string): McpPermissions {
@@ -352,19 +345,27 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-function zodIssues(error: z.ZodError, prefix: string): McpConfigIssue[] {
-  return error.issues.map((issue) => ({
-    path: formatPath(prefix, issue.path),
-    message: issue.message,
-  }));
-}
-
-function formatPath(prefix: string, path: PropertyKey[]): string {
-  let out = prefix;
-  for (const segment of path) {
-    out += typeof segment === "number" ? `[${segment}]` : `.${String(segment)}`;
+/**
+ * A server entry parsed with `schema`, or undefined when it is invalid (its
+ * problems go to `issues`) or disabled (said in `warnings`).
+ */
+function enabledEntry<T extends { disabled?: boolean }>(
+  schema: z.ZodType<T>,
+  entry: Record<string, unknown>,
+  path: string,
+  issues: McpConfigIssue[],
+  warnings: string[],
+): T | undefined {
+  const parsed = schema.safeParse(entry);
+  if (!parsed.success) {
+    for (const issue of zodIssues(parsed.error, path)) issues.push(issue);
+    return undefined;
   }
-  return out;
+  if (parsed.data.disabled) {
+    warnings.push(`${path}: disabled`);
+    return undefined;
+  }
+  return parsed.data;
 }
 
 function dirname(path: string): string {

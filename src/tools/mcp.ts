@@ -29,13 +29,20 @@
  * @module
  */
 
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
 import { Client } from "npm:@modelcontextprotocol/sdk@1.32.2/client/index.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/stdio"
 import { StdioClientTransport } from "npm:@modelcontextprotocol/sdk@1.32.2/client/stdio.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "npm:@modelcontextprotocol/sdk@1.32.2/client/streamableHttp.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/shared/transport"
 import type { Transport } from "npm:@modelcontextprotocol/sdk@1.32.2/shared/transport.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
 import { ErrorCode, McpError, type Tool } from "npm:@modelcontextprotocol/sdk@1.32.2/types.js";
 import denoJson from "../../deno.json" with { type: "json" };
 import type { ToolContext, ToolExecutor } from "../dag/types.ts";
+import { DEFAULT_TASK_TIMEOUT, withoutUndefined } from "../dag/defaults.ts";
+import { describeError } from "../dag/errors.ts";
 import type { ArgumentIssue } from "../dag/validate.ts";
 import { compileInputSchema, describeArgumentIssues } from "./schema.ts";
 import type { ManagedToolRegistry, ToolInfo, ToolRegistry, ToolServerHealth } from "./registry.ts";
@@ -62,7 +69,7 @@ export interface McpToolSourceOptions {
 }
 
 const DEFAULTS = {
-  callTimeoutMs: 30_000,
+  callTimeoutMs: DEFAULT_TASK_TIMEOUT,
   connectTimeoutMs: 60_000,
   reconnectDelayMs: 500,
   maxReconnectDelayMs: 30_000,
@@ -79,10 +86,15 @@ const STDERR_TAIL_BYTES = 2048;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mapToolResult } from "./mcp.ts";
- * console.log(mapToolResult({ content: [{ type: "text", text: '{"a":1}' }] })); // { a: 1 }
- * console.log(mapToolResult({ content: [{ type: "text", text: "hello" }] })); // "hello"
- * console.log(mapToolResult({ content: [], structuredContent: { sum: 3 } })); // { sum: 3 }
+ * assert.deepEqual(mapToolResult({ content: [{ type: "text", text: '{"a":1}' }] }), { a: 1 });
+ * assert.equal(mapToolResult({ content: [{ type: "text", text: "hello" }] }), "hello");
+ * assert.deepEqual(mapToolResult({ content: [], structuredContent: { sum: 3 } }), { sum: 3 });
+ * assert.throws(
+ *   () => mapToolResult({ content: [{ type: "text", text: "disk on fire" }], isError: true }),
+ *   { message: "disk on fire" },
+ * );
  * ```
  */
 export function mapToolResult(result: Record<string, unknown>): unknown {
@@ -112,17 +124,22 @@ export function mapToolResult(result: Record<string, unknown>): unknown {
  * {@linkcode ManagedToolRegistry}: `execute`, `has` and `list` name tools
  * `<server>:<tool>`; `health` says which servers are up; `close` stops them.
  *
- * @example
+ * @example Needs the MCP servers of `mcp.json` (here server-everything through `npx`)
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { loadMcpConfig, McpToolSource } from "./mcp.ts";
  * const mcp = await McpToolSource.connect(await loadMcpConfig("mcp.json"));
- * console.log(mcp.health()); // { everything: { status: "up", transport: "stdio", tools: 13 } }
- * const out = await mcp.execute("everything:echo", { message: "hi" }, {
- *   signal: AbortSignal.timeout(5000),
- *   taskId: "t1",
- * });
- * console.log(out); // "Echo: hi"
- * await mcp.close();
+ * try {
+ *   assert.equal(mcp.health().everything.status, "up");
+ *   assert.ok(mcp.has("everything:echo"));
+ *   const out = await mcp.execute("everything:echo", { message: "hi" }, {
+ *     signal: AbortSignal.timeout(5000),
+ *     taskId: "t1",
+ *   });
+ *   assert.equal(out, "Echo: hi");
+ * } finally {
+ *   await mcp.close(); // ends the servers' processes
+ * }
  * ```
  */
 export class McpToolSource implements ManagedToolRegistry {
@@ -359,7 +376,7 @@ class ServerConnection {
   /** One connection attempt (shared by concurrent callers); true when connected. */
   #attempt(): Promise<boolean> {
     this.#connecting ??= this.#connect().then(() => true, (error) => {
-      this.#error = this.#withStderr(describe(error));
+      this.#error = this.#withStderr(describeError(error));
       this.#settings.log({
         msg: "mcp server down",
         server: this.#name,
@@ -477,7 +494,11 @@ class ServerConnection {
     // Progress that arrives in the same read as its call's result is handled
     // after it by the SDK, which then no longer knows the token: expected.
     if (/progress notification for an unknown token/.test(error.message)) return;
-    this.#settings.log({ msg: "mcp server error", server: this.#name, error: describe(error) });
+    this.#settings.log({
+      msg: "mcp server error",
+      server: this.#name,
+      error: describeError(error),
+    });
     // Streamable HTTP reports an endpoint that stopped answering only here
     // (its requests would wait for their timeout): a network failure, or
     // the SDK giving up on resuming a broken stream, loses the connection.
@@ -486,7 +507,7 @@ class ServerConnection {
       (error instanceof TypeError || /Maximum reconnection attempts/.test(error.message) ||
         /Session not found|\b404\b/.test(error.message))
     ) {
-      this.#lose(client, `the server stopped answering (${describe(error)})`);
+      this.#lose(client, `the server stopped answering (${describeError(error)})`);
       void closeQuietly(client);
     }
   }
@@ -522,16 +543,16 @@ class ServerConnection {
       if (this.#closed) return `MCP server "${this.#name}" was closed while "${name}" was running`;
       if (client !== this.#client) {
         return `MCP server "${this.#name}" disconnected while "${name}" was running: ` +
-          `${this.#lost ?? describe(error)}; it is being reconnected`;
+          `${this.#lost ?? describeError(error)}; it is being reconnected`;
       }
     }
     if (code === ErrorCode.RequestTimeout) {
       return `"${name}" timed out after ${this.#settings.callTimeoutMs} ms (MCP server "${this.#name}")`;
     }
     if (error instanceof TypeError && this.#spec.transport === "http") {
-      return `MCP server "${this.#name}" is unreachable: ${describe(error)}`;
+      return `MCP server "${this.#name}" is unreachable: ${describeError(error)}`;
     }
-    return `"${name}" failed: ${describe(error)}`;
+    return `"${name}" failed: ${describeError(error)}`;
   }
 
   #withStderr(message: string): string {
@@ -582,15 +603,6 @@ function isTextItem(item: unknown): item is { type: "text"; text: string } {
   return item !== null && typeof item === "object" &&
     (item as { type?: unknown }).type === "text" &&
     typeof (item as { text?: unknown }).text === "string";
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return typeof error === "string" ? error : String(error);
-}
-
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** The registry interface this module implements, for type-only users. */

@@ -45,6 +45,18 @@ export interface JsonSize {
  * is nested deeper than {@linkcode MAX_JSON_DEPTH}. A value that cannot be
  * serialised (a cycle, a BigInt, a throwing `toJSON`) counts as 0: the
  * executor reports it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_JSON_DEPTH, measureJson } from "./output-budget.ts";
+ * const size = measureJson({ a: [1, "xy"] }, 1000);
+ * assert.ok(size !== "over" && size !== "deep" && size.json > 0);
+ * assert.equal(measureJson("x".repeat(200), 100), "over"); // stops counting at the limit
+ * let deep: unknown = "leaf";
+ * for (let d = 0; d <= MAX_JSON_DEPTH; d++) deep = [deep];
+ * assert.equal(measureJson(deep, Infinity), "deep");
+ * ```
  */
 export function measureJson(value: unknown, limit: number): JsonSize | "over" | "deep" {
   if (limit < 0) return "over";
@@ -99,6 +111,19 @@ export interface OutputBudget {
  * the whole run, stays within `maxBytes`. A call whose arguments do not fit
  * fails without running; one whose output does not fit fails after. Either
  * spends the rest of the budget. Make one per run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withOutputBudget } from "./output-budget.ts";
+ * const budget = withOutputBudget(async (_tool, args) => ({ copy: args.s }), 100);
+ * const ctx = { signal: new AbortController().signal, taskId: "t1" };
+ * assert.deepEqual(await budget.tools("echo", { s: "ok" }, ctx), { copy: "ok" });
+ * // These arguments would take the run past 100 bytes: the call fails unrun...
+ * await assert.rejects(budget.tools("echo", { s: "x".repeat(100) }, ctx), /too large/);
+ * // ...and the budget is spent: every later call of the run fails too.
+ * await assert.rejects(budget.tools("echo", { s: "" }, ctx), /too large/);
+ * ```
  */
 export function withOutputBudget(tools: ToolExecutor, maxBytes: number): OutputBudget {
   let used = 0;

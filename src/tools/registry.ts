@@ -94,6 +94,7 @@ export interface ManagedToolRegistry extends ToolRegistry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createToolRegistry } from "./registry.ts";
  * const tools = createToolRegistry({
  *   "math:add": {
@@ -102,11 +103,14 @@ export interface ManagedToolRegistry extends ToolRegistry {
  *     run: (args) => (args.a as number) + (args.b as number),
  *   },
  * });
- * const sum = await tools.execute("math:add", { a: 1, b: 2 }, {
- *   signal: new AbortController().signal,
- *   taskId: "t1",
- * });
- * console.log(sum); // 3
+ * const ctx = { signal: new AbortController().signal, taskId: "t1" };
+ * assert.equal(await tools.execute("math:add", { a: 1, b: 2 }, ctx), 3);
+ * // Arguments are checked against the tool's input schema first.
+ * await assert.rejects(
+ *   tools.execute("math:add", { a: "1" }, ctx),
+ *   /invalid arguments for "math:add": arguments.a must be number/,
+ * );
+ * assert.deepEqual(tools.list().map((t) => t.name), ["math:add"]);
  * ```
  */
 export function createToolRegistry(definitions: Record<string, ToolDefinition>): ToolRegistry {
@@ -146,6 +150,7 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { combineToolRegistries, createToolRegistry } from "./registry.ts";
  * import { builtinTools } from "./builtin.ts";
  * const extra = createToolRegistry({
@@ -156,7 +161,14 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
  *   },
  * });
  * const tools = combineToolRegistries(createToolRegistry({ ...builtinTools }), extra);
- * console.log(tools.has("mock:echo"), tools.has("math:double")); // true true
+ * assert.ok(tools.has("mock:echo") && tools.has("math:double"));
+ * assert.ok(!tools.has("math:triple"));
+ * const ctx = { signal: new AbortController().signal, taskId: "t1" };
+ * assert.equal(await tools.execute("math:double", { x: 21 }, ctx), 42);
+ * assert.deepEqual(
+ *   tools.list().map((t) => t.name),
+ *   ["math:double", "mock:delay", "mock:echo", "mock:fail"],
+ * );
  * ```
  */
 export function combineToolRegistries(...registries: ToolRegistry[]): ToolRegistry {

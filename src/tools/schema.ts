@@ -24,7 +24,8 @@ import { Ajv2019 } from "npm:ajv@8.20.0/dist/2019.js";
 import { Ajv2020 } from "npm:ajv@8.20.0/dist/2020.js";
 import formats from "npm:ajv-formats@3.0.1";
 import { locateOutputReferences } from "../dag/arguments.ts";
-import { type ArgumentIssue, formatPath } from "../dag/validate.ts";
+import type { ArgumentIssue } from "../dag/validate.ts";
+import { formatPath } from "../dag/issues.ts";
 
 export type { ArgumentIssue } from "../dag/validate.ts";
 

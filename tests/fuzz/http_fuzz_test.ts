@@ -18,7 +18,9 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type DagstreamApp, negotiateResponse, validateDAG } from "../../mod.ts";
+import { validateDAG } from "../../mod.ts";
+import type { DagstreamApp } from "../../src/server/mod.ts";
+import { negotiateResponse } from "../../src/sse/mod.ts";
 import { serveApp } from "../_in_process_app.ts";
 import { isJsonContentType } from "../../src/server/json-body.ts";
 import {

@@ -9,6 +9,9 @@
 
 import assert from "node:assert/strict";
 import type { DAGStructure } from "../../src/dag/types.ts";
+import { readSSEEvents } from "../../src/sse/client.ts";
+import { denoServeCommand, mcpPermissions, parseMcpConfig } from "../../src/tools/mcp-config.ts";
+import { fixtureStdioEntry } from "../fixtures/mcp_fixture.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const MAIN = new URL("src/server/main.ts", ROOT);
@@ -206,20 +209,110 @@ export function holdDag(ms = 60_000): DAGStructure {
   return { tasks: [{ id: "hold", tool: "mock:delay", arguments: { ms } }] };
 }
 
-/** Polls `GET /runs/<id>` until the run is no longer running. */
+/**
+ * Waits until a run is over and returns what `GET /runs/<id>` says then. It
+ * follows the run's event stream, which the server closes once the run has
+ * ended: the wait ends on that event, not on a clock. (A watcher whose next
+ * events gave way is told how many it missed, and comes back after them.)
+ */
 export async function waitForRunEnd(
   server: ServerProcess,
   runId: string,
   init: RequestInit = {},
 ): Promise<{ runId: string; status: string; result?: Record<string, unknown> }> {
-  for (let attempt = 0; attempt < 500; attempt++) {
+  let lastEventId = 0;
+  while (true) {
     const response = await fetch(server.at(`/runs/${runId}`), init);
     const body = await response.json();
     if (response.status !== 200) throw new Error(`GET /runs/${runId}: ${response.status}`);
-    if (body.status !== "running") return body;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    if (body.status !== "running" && body.status !== "queued") return body;
+    const headers = new Headers(init.headers);
+    headers.set("Accept", "text/event-stream");
+    headers.set("Last-Event-ID", String(lastEventId));
+    const events = await fetch(server.at(`/runs/${runId}/events`), { ...init, headers });
+    if (events.status === 204) continue; // over, with nothing after lastEventId
+    if (events.status !== 200) {
+      throw new Error(`GET /runs/${runId}/events: ${events.status} ${await events.text()}`);
+    }
+    for await (const event of readSSEEvents(events.body!)) {
+      if (event.id !== undefined) lastEventId = Number(event.id);
+      const data = event.data as { code?: string; missedEvents?: number };
+      if (event.type === "error" && data.code === "events_lost") {
+        lastEventId += data.missedEvents ?? 0;
+      }
+    }
   }
-  throw new Error(`run ${runId} did not end`);
+}
+
+/** A server whose DAGs may call `gate:wait`; see {@linkcode startGatedServer}. */
+export interface GatedServer extends AsyncDisposable {
+  /** The server process. */
+  readonly server: ServerProcess;
+  /** Lets every present and future `gate:wait {key}` call return. */
+  release(key: string): Promise<void>;
+}
+
+/**
+ * Writes `mcpServers` to a temporary `mcpServers` file and starts the server
+ * with it, with exactly the permissions the server derives for that config
+ * (what it prints as the narrowest command). `stop()` of the result also
+ * removes the file.
+ */
+export async function startWithMcpServers(
+  mcpServers: Record<string, unknown>,
+  flags: string[] = [],
+): Promise<{ server: ServerProcess; configPath: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const configPath = await Deno.makeTempFile({ prefix: "dagstream-mcp-", suffix: ".json" });
+  await Deno.writeTextFile(configPath, JSON.stringify({ mcpServers }));
+  const config = parseMcpConfig({ mcpServers }, configPath);
+  const command = denoServeCommand(mcpPermissions(config, configPath), []);
+  const permissions = command.split(" ").filter((w) => /^'?--(allow|ignore)-/.test(w))
+    .map((w) => w.replace(/^'|'$/g, ""));
+  let server: ServerProcess;
+  try {
+    server = await startServer(["--mcp-config", configPath, ...flags], {}, { permissions });
+  } catch (error) {
+    await Deno.remove(configPath);
+    throw error;
+  }
+  return {
+    server,
+    configPath,
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await Deno.remove(configPath);
+    },
+  };
+}
+
+/**
+ * Starts the server with the fixture MCP server (over stdio) as `gate`, so
+ * that a DAG's task `{ tool: "gate:wait", arguments: { key } }` blocks until
+ * the test calls `release(key)`. The task reports one `task_progress` event
+ * once it is blocked. Lets a test order a run's steps by causality where
+ * the built-in tools could only wait a number of milliseconds. The server
+ * runs with exactly the permissions the server derives for that config.
+ */
+export async function startGatedServer(flags: string[] = []): Promise<GatedServer> {
+  const { server, configPath } = await startWithMcpServers(
+    { gate: fixtureStdioEntry() },
+    flags,
+  );
+  return {
+    server,
+    async release(key: string) {
+      const response = await postDag(server.at("/execute"), {
+        tasks: [{ id: "release", tool: "gate:release", arguments: { key } }],
+      }, "application/json");
+      const result = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(result));
+      assert.equal(result.results[0].status, "success", JSON.stringify(result.results[0]));
+    },
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await Deno.remove(configPath);
+    },
+  };
 }
 
 /**

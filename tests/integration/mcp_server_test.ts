@@ -8,9 +8,8 @@
 import assert from "node:assert/strict";
 import { readSSEEvents, type ReceivedSSEEvent } from "../../src/sse/client.ts";
 import type { DAGStructure } from "../../src/dag/types.ts";
-import { denoServeCommand, mcpPermissions, parseMcpConfig } from "../../src/tools/mcp-config.ts";
 import { fixtureStdioEntry, startHttpFixture } from "../fixtures/mcp_fixture.ts";
-import { postDag, type ServerProcess, startServer, waitForRunEnd } from "./_server.ts";
+import { postDag, type ServerProcess, startWithMcpServers, waitForRunEnd } from "./_server.ts";
 
 const SSE = "text/event-stream";
 /** server-everything, pinned: its tool names change between releases. */
@@ -19,37 +18,7 @@ const EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31";
 // deno-lint-ignore no-explicit-any
 type Data = any;
 
-/**
- * Writes `mcpServers` to a temp file and starts the server with exactly the
- * permissions `mcpPermissions` derives for it (what the server itself prints
- * as the narrowest command).
- */
-async function startGateway(
-  mcpServers: Record<string, unknown>,
-  flags: string[] = [],
-): Promise<{ server: ServerProcess; configPath: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const configPath = await Deno.makeTempFile({ prefix: "dagstream-mcp-", suffix: ".json" });
-  await Deno.writeTextFile(configPath, JSON.stringify({ mcpServers }));
-  const config = parseMcpConfig({ mcpServers }, configPath);
-  const command = denoServeCommand(mcpPermissions(config, configPath), []);
-  const permissions = command.split(" ").filter((w) => /^'?--(allow|ignore)-/.test(w))
-    .map((w) => w.replace(/^'|'$/g, ""));
-  let server: ServerProcess;
-  try {
-    server = await startServer(["--mcp-config", configPath, ...flags], {}, { permissions });
-  } catch (error) {
-    await Deno.remove(configPath);
-    throw error;
-  }
-  return {
-    server,
-    configPath,
-    async [Symbol.asyncDispose]() {
-      await server.stop();
-      await Deno.remove(configPath);
-    },
-  };
-}
+const startGateway = startWithMcpServers;
 
 /** POSTs a DAG for a JSON answer. */
 async function runJson(server: ServerProcess, dag: DAGStructure): Promise<Data> {

@@ -7,15 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  builtinTools,
-  createApp,
-  createToolRegistry,
-  readSSEEvents,
-  type ReceivedSSEEvent,
-  RunLog,
-} from "../../mod.ts";
-import { postDag, startServer, waitForRunEnd } from "./_server.ts";
+import { readSSEEvents } from "../../mod.ts";
+import type { ReceivedSSEEvent } from "../../src/sse/mod.ts";
+import { builtinTools, createApp, createToolRegistry } from "../../src/server/mod.ts";
+import { RunLog } from "../../src/sse/run-log.ts";
+import { postDag, startGatedServer, startServer, waitForRunEnd } from "./_server.ts";
+import { FakeClock } from "../unit/_fake_clock.ts";
 
 const SSE = "text/event-stream";
 
@@ -47,7 +44,8 @@ function assertWholeRun(events: ReceivedSSEEvent[], tasks: number): void {
 }
 
 Deno.test("random disconnects: POST /execute runs left early are cancelled, watched runs are not", async () => {
-  await using server = await startServer();
+  await using gated = await startGatedServer();
+  const { server } = gated;
   // a (delay) -> b1..b3 -> c (long delay) -> d: leaving before c ends must cancel.
   const dag = {
     tasks: [
@@ -57,8 +55,10 @@ Deno.test("random disconnects: POST /execute runs left early are cancelled, watc
       { id: "d", tool: "mock:echo", dependsOn: ["c"] },
     ],
   };
+  // The watched run is held at a gate until every watcher has left.
+  const key = `w-${crypto.randomUUID()}`;
   const watched = await (await postDag(server.at("/runs"), {
-    tasks: [{ id: "w", tool: "mock:delay", arguments: { ms: 300 } }],
+    tasks: [{ id: "w", tool: "gate:wait", arguments: { key } }],
   })).json();
   // Leave after 0..9 events: all before c's end, which never comes on its own.
   const ids = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
@@ -74,6 +74,9 @@ Deno.test("random disconnects: POST /execute runs left early are cancelled, watc
   }));
   assert.equal(watchers.length, 10);
   for (const id of ids) assert.equal((await waitForRunEnd(server, id)).status, "cancelled");
+  const stillRunning = await (await fetch(server.at(`/runs/${watched.runId}`))).json();
+  assert.equal(stillRunning.status, "running", "watchers leaving did not end the watched run");
+  await gated.release(key);
   assert.equal((await waitForRunEnd(server, watched.runId)).status, "succeeded");
   const health = await (await fetch(server.at("/health"))).json();
   assert.deepEqual([health.status, health.activeRuns], ["ok", 0]);
@@ -117,14 +120,17 @@ Deno.test("reconnect storm: clients that leave and come back with Last-Event-ID 
 });
 
 Deno.test("a reader whose next events gave way gets events_lost; one that keeps up gets every event", async () => {
-  // A 256 KiB log; the run writes 40 outputs of 8 KiB (330 KB), one every 50 ms.
-  await using server = await startServer(["--max-run-log-bytes", String(256 * 1024)]);
+  // A 256 KiB log; the run writes 40 outputs of 8 KiB (330 KB). Before each
+  // one a gate holds the run until the reader has read up to it.
+  await using gated = await startGatedServer(["--max-run-log-bytes", String(256 * 1024)]);
+  const { server } = gated;
+  const gate = crypto.randomUUID();
   const tasks: Record<string, unknown>[] = [];
   for (let i = 0; i < 40; i++) {
     tasks.push({
       id: `g${i}`,
-      tool: "mock:delay",
-      arguments: { ms: 50 },
+      tool: "gate:wait",
+      arguments: { key: `${gate}-${i}` },
       dependsOn: i > 0 ? [`e${i - 1}`] : [],
     });
     tasks.push({
@@ -139,8 +145,16 @@ Deno.test("a reader whose next events gave way gets events_lost; one that keeps 
     fetch(server.at(`/runs/${runId}/events`), {
       headers: { Accept: SSE, "Last-Event-ID": String(lastEventId) },
     });
-  const all = await readAll(await open(0));
+  // The reader opens each gate once it has read that the gate is waiting.
+  const all: ReceivedSSEEvent[] = [];
+  for await (const event of readSSEEvents((await open(0)).body!)) {
+    all.push(event);
+    if (event.type === "task_progress") {
+      await gated.release(`${gate}-${(event.data as { taskId: string }).taskId.slice(1)}`);
+    }
+  }
   assertWholeRun(all, tasks.length);
+  assert.equal(all.filter((e) => e.type === "task_progress").length, 40, "one per gate");
   // The log kept only its last 256 KiB: the start of the run gave way.
   const late = await readAll(await open(2));
   assert.equal(late.length, 1);
@@ -300,6 +314,9 @@ Deno.test("a tool reporting progress in a loop cannot flood its run's log", asyn
       },
     },
   });
+  // The log keeps a burst of 64 reports, then 10 a second: on a clock that
+  // does not move, exactly the burst.
+  using _clock = new FakeClock();
   const app = createApp({ log: () => {}, tools });
   try {
     const response = await app.handle(
@@ -311,7 +328,7 @@ Deno.test("a tool reporting progress in a loop cannot flood its run's log", asyn
     );
     const events = await readAll(response);
     const progress = events.filter((e) => e.type === "task_progress").length;
-    assert.ok(progress >= 1 && progress <= 70, `${progress} progress events kept of 5000`);
+    assert.equal(progress, 64, "progress events kept of 5000");
     assert.deepEqual(events.filter((e) => e.type !== "task_progress").map((e) => e.type), [
       "task_start",
       "task_complete",

@@ -13,6 +13,7 @@ import {
   holdDag,
   postDag,
   type ServerProcess,
+  startGatedServer,
   startServer,
   waitForRunEnd,
 } from "./_server.ts";
@@ -291,17 +292,19 @@ Deno.test("two EventSource watchers on one run both get every event", async () =
 Deno.test("a slow watcher loses its place in a small log (events_lost) while a fast one completes", async () => {
   // Kernel socket buffers absorb a few MiB for a watcher that does not read
   // (about 4 MiB on Linux), so the run streams ~12 MiB: 48 task_complete
-  // events of 256 KB each (one echo output referenced 48 times). They are
-  // spaced by short delays so that a reader that keeps reading never falls a
-  // whole log (1 MB, four such events) behind.
+  // events of 256 KB each (one echo output referenced 48 times). Before each
+  // one a gate holds the run until the fast reader has read up to it, so the
+  // fast reader is never a whole log (1 MB, four such events) behind.
   const blobBytes = 256_000;
   const copies = 48;
-  await using server = await startServer([
+  await using gated = await startGatedServer([
     "--max-run-log-bytes",
     "1000000",
     "--max-event-payload-bytes",
     "400000",
   ]);
+  const { server } = gated;
+  const gate = crypto.randomUUID();
   const tasks: DAGStructure["tasks"] = [
     { id: "blob", tool: "mock:echo", arguments: { text: "x".repeat(blobBytes) } },
   ];
@@ -309,8 +312,8 @@ Deno.test("a slow watcher loses its place in a small log (events_lost) while a f
   for (let i = 0; i < copies; i++) {
     tasks.push({
       id: `wait${i}`,
-      tool: "mock:delay",
-      arguments: { ms: 20 },
+      tool: "gate:wait",
+      arguments: { key: `${gate}-${i}` },
       dependsOn: [previous],
     });
     tasks.push({
@@ -321,7 +324,8 @@ Deno.test("a slow watcher loses its place in a small log (events_lost) while a f
     });
     previous = `big${i}`;
   }
-  const total = tasks.length * 2 + 1;
+  // Each gate reports one task_progress once it blocks.
+  const total = tasks.length * 2 + copies + 1;
 
   // The fast watcher is the POST /execute stream itself: attached when the run starts.
   const fast = await postDag(server.at("/execute"), { tasks }, SSE);
@@ -329,7 +333,13 @@ Deno.test("a slow watcher loses its place in a small log (events_lost) while a f
   const slow = await fetch(server.at(`/runs/${runId}/events`), { headers: { Accept: SSE } });
   assert.equal(slow.status, 200);
 
-  const fastEvents = await readAll(fast);
+  // The fast reader opens each gate once it has read that the gate is waiting.
+  const fastEvents: Received[] = [];
+  for await (const event of readSSEEvents(fast.body!)) {
+    const data = event.data as Data;
+    fastEvents.push({ id: Number(event.id), type: event.type, data });
+    if (event.type === "task_progress") await gated.release(`${gate}-${data.taskId.slice(4)}`);
+  }
   assertIds(fastEvents, 1, total);
   assert.equal(fastEvents.at(-1)!.type, "execution_complete");
   assert.equal(fastEvents.at(-1)!.data.successCount, tasks.length);
@@ -409,18 +419,26 @@ Deno.test("leaving POST /execute (JSON) before the answer cancels the run", asyn
 });
 
 Deno.test("leaving GET /runs/<id>/events does not cancel the run", async () => {
-  await using server = await startServer();
-  const dag = {
+  await using gated = await startGatedServer();
+  const { server } = gated;
+  // a -> b (held at a gate) -> c: both runs are certainly still going when
+  // their clients leave.
+  const heldBy = (key: string) => ({
     tasks: [
       { id: "a", tool: "mock:echo" },
-      { id: "b", tool: "mock:delay", arguments: { ms: 300 }, dependsOn: ["a"] },
+      { id: "b", tool: "gate:wait", arguments: { key }, dependsOn: ["a"] },
       { id: "c", tool: "mock:echo", dependsOn: ["b"] },
     ],
-  };
+  });
+  const key = `watched-${crypto.randomUUID()}`;
   // Control: the same leave on POST /execute is noticed and cancels that run.
-  const control = await postDag(server.at("/execute"), dag, SSE);
+  const control = await postDag(
+    server.at("/execute"),
+    heldBy(`never-${crypto.randomUUID()}`),
+    SSE,
+  );
   const controlId = control.headers.get("x-run-id")!;
-  const runId = await startRun(server, dag);
+  const runId = await startRun(server, heldBy(key));
   const watcher = await fetch(server.at(`/runs/${runId}/events`), { headers: { Accept: SSE } });
   // The watcher leaves first, then the control client, the same way.
   for await (const event of readSSEEvents(watcher.body!)) {
@@ -432,14 +450,24 @@ Deno.test("leaving GET /runs/<id>/events does not cancel the run", async () => {
     break;
   }
   assert.equal((await waitForRunEnd(server, controlId)).status, "cancelled");
-  assert.notEqual((await (await fetch(server.at(`/runs/${runId}`))).json()).status, "cancelled");
+  // The watched run is still held at its gate: its watcher leaving changed nothing.
+  assert.equal((await (await fetch(server.at(`/runs/${runId}`))).json()).status, "running");
+  await gated.release(key);
   const run = await waitForRunEnd(server, runId);
   assert.equal(run.status, "succeeded", "the watched run went on without its watcher");
   // And the watcher may come back for the rest.
   const back = await readAll(
     await fetch(server.at(`/runs/${runId}/events`), { headers: { "Last-Event-ID": "1" } }),
   );
-  assertIds(back, 2, 7);
+  assertIds(back, 2, back.length + 1);
+  assert.deepEqual(back.filter((e) => e.type !== "task_progress").map((e) => e.type), [
+    "task_complete",
+    "task_start",
+    "task_complete",
+    "task_start",
+    "task_complete",
+    "execution_complete",
+  ]);
 });
 
 Deno.test("idle streams get keep-alive comments; retry is configurable", async () => {

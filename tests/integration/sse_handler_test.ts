@@ -12,11 +12,11 @@ import {
   handleWorkflowRequest,
   parseSSEStream,
   readSSEEvents,
-  type ReceivedSSEEvent,
   type SSEEvent,
   type SSEHandlerConfig,
   type ToolExecutor,
 } from "../../mod.ts";
+import type { ReceivedSSEEvent } from "../../src/sse/mod.ts";
 import {
   assertIsoTimestamp,
   assertRunOrder,

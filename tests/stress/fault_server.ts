@@ -16,7 +16,7 @@
  */
 
 import { createApp } from "../../src/server/app.ts";
-import { parseCommandLine } from "../../src/server/main.ts";
+import { parseCommandLine } from "../../src/server/flags.ts";
 import { createToolRegistry } from "../../src/tools/registry.ts";
 import { builtinTools } from "../../src/tools/builtin.ts";
 import { faultyTools, LateWork } from "../faults/_faulty_tools.ts";

@@ -7,6 +7,7 @@
  */
 
 import type { DAGStructure, Task, ToolContext, ToolExecutor } from "../../../mod.ts";
+import { realTurn } from "../_fake_clock.ts";
 
 /** A promise with its settle functions, and whether it has settled. */
 export interface Deferred<T> {
@@ -36,9 +37,12 @@ export function deferred<T = void>(): Deferred<T> {
   };
 }
 
-/** Lets `n` macrotask turns pass (every pending microtask runs in between). */
+/**
+ * Lets `n` macrotask turns pass (every pending microtask runs in between),
+ * on the real event loop even while a `FakeClock` is installed.
+ */
 export async function turns(n = 1): Promise<void> {
-  for (let k = 0; k < n; k++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  for (let k = 0; k < n; k++) await realTurn();
 }
 
 /**

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
+import { ParallelExecutor, type ToolExecutor, validateDAG } from "../../../mod.ts";
 import {
-  ParallelExecutor,
   parseOutputReference,
   resolveArguments,
-  type ToolExecutor,
   UnresolvedReferenceError,
-  validateDAG,
-} from "../../../mod.ts";
+} from "../../../src/dag/arguments.ts";
 import { scanArguments } from "../../../src/dag/arguments.ts";
 import { GatedTools, turns, until } from "./_helpers.ts";
 

@@ -7,6 +7,7 @@ import {
   type TaskResult,
 } from "../../../mod.ts";
 import { echoTool, GatedTools, until, wide } from "./_helpers.ts";
+import { FakeClock } from "../_fake_clock.ts";
 
 function resultWith(
   times: (number | undefined)[],
@@ -57,13 +58,35 @@ Deno.test("results: in declaration order whatever the completion order", async (
   }
 });
 
-Deno.test("results: every task has a non-negative executionTimeMs; the run a wall time", async () => {
+Deno.test("results: each task's executionTimeMs and the run's wall time, on the clock", async () => {
+  using clock = new FakeClock();
+  const tools = new GatedTools();
+  const run = new ParallelExecutor(tools.tool).execute({
+    tasks: [
+      { id: "a", tool: "t" },
+      { id: "b", tool: "t" },
+      { id: "c", tool: "t", dependsOn: ["a"] },
+    ],
+  });
+  await until(() => tools.calls.length === 2, "a and b start");
+  await clock.advance(5);
+  tools.release("a");
+  await until(() => tools.called("c"), "c starts after a");
+  await clock.advance(7);
+  tools.release("b");
+  tools.release("c");
+  const result = await run;
+  // a: 0..5, b: 0..12, c: 5..12; the run: 0..12.
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [5, 12, 7]);
+  assert.equal(result.executionTimeMs, 12);
+  assert.deepEqual(result.results[0].output, { done: "a" });
+});
+
+Deno.test("results: a run that takes no time reports 0 ms throughout", async () => {
+  using _clock = new FakeClock();
   const result = await new ParallelExecutor(echoTool).execute(wide(5));
-  for (const r of result.results) {
-    assert.equal(typeof r.executionTimeMs, "number");
-    assert.ok(r.executionTimeMs! >= 0);
-  }
-  assert.ok(result.executionTimeMs >= 0);
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [0, 0, 0, 0, 0]);
+  assert.equal(result.executionTimeMs, 0);
   assert.deepEqual(result.results[0].output, { tool: "echo", taskId: "t0", args: {} });
 });
 
@@ -89,10 +112,26 @@ Deno.test("calculateSpeedup: sum of task times over wall time", () => {
   assert.equal(executor.calculateSpeedup(resultWith([4], 0)), 1);
 });
 
-Deno.test("calculateSpeedup: a real parallel run has a positive finite speedup", async () => {
-  const executor = new ParallelExecutor(echoTool);
-  const speedup = executor.calculateSpeedup(await executor.execute(wide(20)));
-  assert.ok(Number.isFinite(speedup) && speedup > 0);
+Deno.test("calculateSpeedup: of a real run, from the times it measured", async () => {
+  using clock = new FakeClock();
+  const tools = new GatedTools();
+  const executor = new ParallelExecutor(tools.tool);
+  const run = executor.execute(wide(3));
+  await until(() => tools.calls.length === 3, "all three start");
+  // t0 runs 10 ms, t1 20 ms, t2 30 ms, all at once: 60 ms of work in 30 ms.
+  for (const id of ["t0", "t1", "t2"]) {
+    await clock.advance(10);
+    tools.release(id);
+  }
+  const result = await run;
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [10, 20, 30]);
+  assert.equal(result.executionTimeMs, 30);
+  assert.equal(executor.calculateSpeedup(result), 2);
+  // With nothing measured (no time passed) the speedup is 1.
+  assert.equal(
+    executor.calculateSpeedup(await new ParallelExecutor(echoTool).execute(wide(20))),
+    1,
+  );
 });
 
 Deno.test("getStats: success rate is a percentage from 0 to 100", () => {

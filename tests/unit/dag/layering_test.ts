@@ -2,20 +2,13 @@ import assert from "node:assert/strict";
 import {
   type DAGStructure,
   ParallelExecutor,
-  type Task,
+  prepareDAG,
   type ToolExecutor,
   validateDAG,
 } from "../../../mod.ts";
 import { buildGraph, findCycle, topologicalLayers } from "../../../src/dag/graph.ts";
 import { MinIndexHeap } from "../../../src/dag/min-index-heap.ts";
 import { chain, echoTool, wide } from "./_helpers.ts";
-
-/** Exposes the protected topologicalSort. */
-class LayerProbe extends ParallelExecutor {
-  layersOf(dag: DAGStructure): string[][] {
-    return this.topologicalSort(dag).map((layer) => layer.map((t: Task) => t.id));
-  }
-}
 
 function layerIds(dag: DAGStructure, maxTasks?: number): string[][] {
   const result = validateDAG(dag, { maxTasks });
@@ -33,7 +26,11 @@ Deno.test("layers: a diamond has three layers, each in declaration order", () =>
     ],
   };
   assert.deepEqual(layerIds(dag), [["a"], ["c", "b"], ["d"]]);
-  assert.deepEqual(new LayerProbe(echoTool).layersOf(dag), [["a"], ["c", "b"], ["d"]]);
+  const prepared = prepareDAG(dag);
+  assert.deepEqual(
+    prepared.layers.map((layer) => layer.map((i) => prepared.tasks[i].id)),
+    [["a"], ["c", "b"], ["d"]],
+  );
 });
 
 Deno.test("layers: a task sits one layer after its deepest dependency", () => {

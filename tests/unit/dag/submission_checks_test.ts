@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import {
   type ArgumentIssue,
-  locateOutputReferences,
   ParallelExecutor,
   validateDAG,
   type ValidationIssue,
 } from "../../../mod.ts";
+import { locateOutputReferences } from "../../../src/dag/arguments.ts";
 import { echoTool } from "./_helpers.ts";
 
 function issuesOf(input: unknown, options: Parameters<typeof validateDAG>[1]): ValidationIssue[] {

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
-import { DEFAULT_TASK_TIMEOUT, ParallelExecutor, type ToolExecutor } from "../../../mod.ts";
+import { ParallelExecutor, type ToolExecutor } from "../../../mod.ts";
+import { DEFAULT_TASK_TIMEOUT } from "../../../src/dag/defaults.ts";
 import { deferred, GatedTools, idsWith, turns, until, untilAborted } from "./_helpers.ts";
+import { FakeClock } from "../_fake_clock.ts";
 
 Deno.test("timeout: a task running past taskTimeout fails with 'timed out' and its signal aborts", async () => {
   assert.equal(DEFAULT_TASK_TIMEOUT, 30_000);
+  using clock = new FakeClock();
   const signals = new Map<string, AbortSignal>();
   const called: string[] = [];
   const tool: ToolExecutor = (_t, _a, ctx) => {
@@ -12,19 +15,28 @@ Deno.test("timeout: a task running past taskTimeout fails with 'timed out' and i
     if (ctx.taskId === "slow") return untilAborted(ctx.signal);
     return Promise.resolve(ctx.taskId);
   };
-  const result = await new ParallelExecutor(tool, { taskTimeout: 20 }).execute({
+  let settled = false;
+  const run = new ParallelExecutor(tool, { taskTimeout: 20 }).execute({
     tasks: [
       { id: "slow", tool: "t" },
       { id: "quick", tool: "t" },
       { id: "after", tool: "t", dependsOn: ["slow"] },
       { id: "next", tool: "t", dependsOn: ["quick"] },
     ],
-  });
+  }).finally(() => settled = true);
+  await until(() => called.length === 3, "slow, quick and next are called");
+  assert.deepEqual(clock.dueTimes, [20], "one timer, at slow's deadline");
+  await clock.advance(19);
+  assert.equal(settled, false, "1 ms before the deadline nothing has timed out");
+  assert.ok(!signals.get("slow")!.aborted);
+  await clock.advance(1);
+  const result = await run;
   const [slow, quick, after, next] = result.results;
   assert.equal(slow.status, "error");
   assert.match(slow.error!, /timed out/);
   assert.match(slow.error!, /"slow"/);
   assert.match(slow.error!, /20 ms/);
+  assert.equal(slow.executionTimeMs, 20);
   const signal = signals.get("slow")!;
   assert.ok(signal.aborted);
   assert.ok(signal.reason instanceof DOMException);
@@ -36,27 +48,42 @@ Deno.test("timeout: a task running past taskTimeout fails with 'timed out' and i
   assert.equal(after.error, "Dependency slow failed");
   assert.deepEqual(called, ["slow", "quick", "next"]);
   assert.equal(result.failedTasks, 2);
+  assert.equal(result.executionTimeMs, 20);
+  assert.deepEqual(clock.armed, [], "no timer is left behind");
 });
 
 Deno.test("timeout: tasks that finish in time are not timed out (negative case)", async () => {
+  using clock = new FakeClock();
   const tools = new GatedTools();
   const run = new ParallelExecutor(tools.tool, { taskTimeout: 60_000 }).execute({
     tasks: [{ id: "a", tool: "t" }, { id: "b", tool: "t", dependsOn: ["a"] }],
   });
   await until(() => tools.called("a"), "a starts");
+  await clock.advance(59_999);
   tools.release("a");
   await until(() => tools.called("b"), "b starts");
+  // b's deadline counts from its own start, not from the run's.
+  assert.deepEqual(clock.dueTimes, [119_999]);
+  await clock.advance(59_999);
   tools.release("b");
   const result = await run;
   assert.equal(result.successfulTasks, 2);
   assert.ok(!tools.signals.get("a")!.aborted && !tools.signals.get("b")!.aborted);
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [59_999, 59_999]);
+  assert.deepEqual(clock.armed, [], "the timer is gone once no task runs");
 });
 
-Deno.test("timeout: a tool that ignores its signal still has its task failed promptly", async () => {
+Deno.test("timeout: a tool that ignores its signal still has its task failed at the deadline", async () => {
+  using clock = new FakeClock();
   const tools = new GatedTools();
-  const result = await new ParallelExecutor(tools.tool, { taskTimeout: 20 }).execute({
+  let settled = false;
+  const run = new ParallelExecutor(tools.tool, { taskTimeout: 20 }).execute({
     tasks: [{ id: "stubborn", tool: "t" }, { id: "after", tool: "t", dependsOn: ["stubborn"] }],
-  });
+  }).finally(() => settled = true);
+  await until(() => tools.called("stubborn"), "stubborn starts");
+  await clock.advance(20);
+  assert.equal(settled, true, "execute settled at the deadline");
+  const result = await run;
   // execute settled while the tool call is still pending
   assert.ok(!tools.ended.has("stubborn"));
   assert.ok(tools.signals.get("stubborn")!.aborted);
@@ -73,19 +100,41 @@ Deno.test("timeout: a tool that ignores its signal still has its task failed pro
 
 Deno.test("timeout: tasks started one after another each get their own deadline", async () => {
   // with maxConcurrency 1 the second and third tasks start only as the one
-  // before times out; every one of them must still time out
+  // before times out; every one of them must still time out, 15 ms after
+  // its own start
+  using clock = new FakeClock();
   const tools = new GatedTools();
-  const result = await new ParallelExecutor(tools.tool, { taskTimeout: 15, maxConcurrency: 1 })
-    .execute({ tasks: [{ id: "a", tool: "t" }, { id: "b", tool: "t" }, { id: "c", tool: "t" }] });
+  let settled = false;
+  const run = new ParallelExecutor(tools.tool, { taskTimeout: 15, maxConcurrency: 1 })
+    .execute({ tasks: [{ id: "a", tool: "t" }, { id: "b", tool: "t" }, { id: "c", tool: "t" }] })
+    .finally(() => settled = true);
+  await until(() => tools.called("a"), "a starts");
+  for (const [id, next] of [["a", "b"], ["b", "c"]]) {
+    await clock.advance(14);
+    assert.ok(!tools.signals.get(id)!.aborted, `${id} still runs 14 ms after its start`);
+    await clock.advance(1);
+    assert.ok(tools.signals.get(id)!.aborted, `${id} timed out 15 ms after its start`);
+    await until(() => tools.called(next), `${next} starts as ${id} times out`);
+  }
+  await clock.advance(15);
+  assert.equal(settled, true);
+  const result = await run;
   assert.deepEqual(tools.calls, ["a", "b", "c"]);
-  for (const r of result.results) assert.match(r.error!, /timed out/);
+  for (const r of result.results) {
+    assert.match(r.error!, /timed out/);
+    assert.equal(r.executionTimeMs, 15);
+  }
+  assert.equal(result.executionTimeMs, 45);
   tools.releaseAll();
   await until(() => tools.ended.size === 3, "the ignored tool calls settle");
 });
 
 Deno.test("timeout: a quick task between slow ones keeps the deadlines right", async () => {
+  using clock = new FakeClock();
   const quickDone = deferred();
+  const called: string[] = [];
   const tool: ToolExecutor = async (_t, _a, ctx) => {
+    called.push(ctx.taskId);
     if (ctx.taskId === "quick") {
       quickDone.resolve();
       return "q";
@@ -93,7 +142,7 @@ Deno.test("timeout: a quick task between slow ones keeps the deadlines right", a
     if (ctx.taskId === "then") return "t";
     return await untilAborted(ctx.signal);
   };
-  const result = await new ParallelExecutor(tool, { taskTimeout: 20 }).execute({
+  const run = new ParallelExecutor(tool, { taskTimeout: 20 }).execute({
     tasks: [
       { id: "quick", tool: "t" },
       { id: "slow1", tool: "t" },
@@ -101,15 +150,20 @@ Deno.test("timeout: a quick task between slow ones keeps the deadlines right", a
       { id: "slow2", tool: "t", dependsOn: ["then"] },
     ],
   });
+  await until(() => called.length === 4, "every task is called");
+  await clock.advance(20);
+  const result = await run;
   assert.equal(quickDone.settled, true);
   assert.deepEqual(idsWith(result, "success"), ["quick", "then"]);
   assert.match(result.results[1].error!, /timed out/);
   assert.match(result.results[3].error!, /timed out/);
+  assert.deepEqual(clock.armed, []);
 });
 
 Deno.test("timeout: a deadline behind an expired one still fires", async () => {
-  // "late" starts a few ms after "early": when early's deadline passes,
-  // late's is (normally) still ahead and must be armed anew
+  // "late" starts 3 ms after "early": when early's deadline passes, late's
+  // is still ahead and must be armed anew
+  using clock = new FakeClock();
   const tools = new GatedTools();
   let done = false;
   const run = new ParallelExecutor(tools.tool, { taskTimeout: 100 }).execute({
@@ -120,18 +174,39 @@ Deno.test("timeout: a deadline behind an expired one still fires", async () => {
     ],
   }).finally(() => done = true);
   await until(() => tools.called("early") && tools.called("gate"), "early and gate start");
-  const started = performance.now();
-  await until(() => performance.now() - started >= 3, "a few ms pass", 5_000);
+  await clock.advance(3);
   tools.release("gate");
   await until(() => tools.called("late"), "late starts");
-  await until(() => done, "both deadlines fire", 5_000);
+  assert.deepEqual(clock.dueTimes, [100], "one timer, at the first deadline");
+  await clock.advance(97);
+  assert.ok(tools.signals.get("early")!.aborted, "early timed out at 100 ms");
+  assert.ok(!tools.signals.get("late")!.aborted, "late's deadline is 3 ms later");
+  assert.deepEqual(clock.dueTimes, [103], "the timer is armed for late's deadline");
+  await clock.advance(2);
+  assert.equal(done, false);
+  await clock.advance(1);
+  assert.equal(done, true);
   const result = await run;
   assert.match(result.results[0].error!, /timed out/);
   assert.equal(result.results[1].status, "success");
   assert.match(result.results[2].error!, /timed out/);
   assert.ok(tools.signals.get("late")!.aborted);
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [100, 3, 100]);
   tools.releaseAll();
   await until(() => tools.ended.size === 3, "the ignored tool calls settle");
+});
+
+Deno.test("timeout: with the real clock a 1 ms taskTimeout fires", async () => {
+  // The one test on the real timer: the deadline is armed with the real
+  // setTimeout and fires by itself. Nothing here depends on how long it took.
+  const tools = new GatedTools();
+  const result = await new ParallelExecutor(tools.tool, { taskTimeout: 1 }).execute({
+    tasks: [{ id: "stuck", tool: "t" }],
+  });
+  assert.match(result.results[0].error!, /task "stuck" timed out after 1 ms/);
+  assert.ok(tools.signals.get("stuck")!.aborted);
+  tools.releaseAll();
+  await until(() => tools.ended.has("stuck"), "the ignored tool call settles");
 });
 
 Deno.test("cancel: aborting the run aborts running tools and fails the rest unrun", async () => {
@@ -177,12 +252,14 @@ Deno.test("cancel: aborting the run aborts running tools and fails the rest unru
 });
 
 Deno.test("cancel: tasks waiting for a slot are never run", async () => {
+  using clock = new FakeClock();
   const tools = new GatedTools();
   const controller = new AbortController();
   const run = new ParallelExecutor(tools.tool, { maxConcurrency: 1 }).execute({
     tasks: [{ id: "a", tool: "t" }, { id: "b", tool: "t" }, { id: "c", tool: "t" }],
   }, { signal: controller.signal });
   await until(() => tools.called("a"), "a starts");
+  await clock.advance(7);
   controller.abort();
   const result = await run;
   assert.deepEqual(tools.calls, ["a"]);
@@ -190,7 +267,9 @@ Deno.test("cancel: tasks waiting for a slot are never run", async () => {
     assert.equal(r.status, "error");
     assert.match(r.error!, /aborted/);
   }
-  assert.deepEqual(result.results.map((r) => r.executionTimeMs === 0), [false, true, true]);
+  // a ran for the 7 ms until the abort; b and c never ran.
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [7, 0, 0]);
+  assert.deepEqual(clock.armed, [], "a's deadline was cleared");
   // the ignored tool call settles later without effect
   tools.releaseAll();
   await until(() => tools.ended.has("a"), "a's tool settles");

@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import {
   dagJsonSchema,
   DAGValidationError,
-  DEFAULT_MAX_TASKS,
-  MAX_ARGUMENT_DEPTH,
   ParallelExecutor,
   prepareDAG,
   validateDAG,
   type ValidationIssue,
 } from "../../../mod.ts";
+import { DEFAULT_MAX_TASKS } from "../../../src/dag/defaults.ts";
+import { MAX_ARGUMENT_DEPTH } from "../../../src/dag/arguments.ts";
 import { chain, echoTool, GatedTools, wide } from "./_helpers.ts";
 
 /** The issues of an input that must be invalid. */

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import type { SSEEvent, TaskResult, ToolContext, ToolExecutor } from "../../../mod.ts";
+import { realTurn } from "../_fake_clock.ts";
 
 /** A promise with its resolve/reject exposed. */
 export interface Deferred<T = void> {
@@ -22,11 +23,12 @@ export function deferred<T = void>(): Deferred<T> {
 }
 
 /**
- * Lets every pending microtask and one macrotask run. Used only to give
- * code a chance to do something it must not do (never as a time bound).
+ * Lets every pending microtask and one macrotask run (on the real event
+ * loop, also while a `FakeClock` is installed). Used only to give code a
+ * chance to do something it must not do (never as a time bound).
  */
 export function tick(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return realTurn();
 }
 
 /** Whether `promise` has settled, after letting queued work run. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { negotiateResponse } from "../../../mod.ts";
+import { negotiateResponse } from "../../../src/sse/mod.ts";
 
 function pick(accept?: string) {
   const headers = new Headers();

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { DEFAULT_HEARTBEAT_MS, SSE_HEADERS, SSEBody } from "../../../mod.ts";
-import { deferred, promiseState } from "./_helpers.ts";
+import { DEFAULT_HEARTBEAT_MS } from "../../../src/sse/frame.ts";
+import { SSE_HEADERS, SSEBody } from "../../../src/sse/mod.ts";
+import { promiseState } from "./_helpers.ts";
+import { FakeClock } from "../_fake_clock.ts";
 
 const decoder = new TextDecoder();
 
@@ -63,7 +65,9 @@ Deno.test("SSEBody: frames pushed while the client is busy are coalesced into it
   assert.deepEqual(await readAll(reader), []);
 });
 
-Deno.test("SSEBody: an idle stream gets `: keep-alive` comments", async () => {
+Deno.test("SSEBody: an idle stream gets `: keep-alive` comments (real timer)", async () => {
+  // The one test on the real interval: the keep-alive arrives by itself.
+  // Nothing here depends on how long it took.
   let cancelled = 0;
   const body = new SSEBody({ heartbeatMs: 20, onCancel: () => cancelled++ });
   const reader = body.readable.getReader();
@@ -76,17 +80,19 @@ Deno.test("SSEBody: an idle stream gets `: keep-alive` comments", async () => {
 });
 
 Deno.test("SSEBody: keep-alives never pile up for a client that does not read", async () => {
+  using clock = new FakeClock();
   const body = new SSEBody({ heartbeatMs: 5 });
+  assert.deepEqual(clock.armed, [5], "one interval, of heartbeatMs");
   const reader = body.readable.getReader();
-  assert.equal(await readText(reader), ": keep-alive\n\n");
-  // Let several intervals pass unread, then read: at most one comment was queued.
-  const waited = deferred<void>();
-  setTimeout(waited.resolve, 40);
-  await waited.promise;
-  assert.ok(body.bufferedBytes <= ": keep-alive\n\n".length);
+  const first = reader.read();
+  await clock.advance(5);
+  assert.equal(decoder.decode((await first).value), ": keep-alive\n\n");
+  // Eight intervals pass unread: one comment waits, not eight.
+  await clock.advance(40);
+  assert.equal(body.bufferedBytes, ": keep-alive\n\n".length);
   body.close();
-  const rest = (await readAll(reader)).join("");
-  assert.ok(rest === "" || rest === ": keep-alive\n\n", JSON.stringify(rest));
+  assert.deepEqual(clock.armed, [], "close() clears the interval");
+  assert.deepEqual(await readAll(reader), [": keep-alive\n\n"]);
 });
 
 Deno.test("SSEBody: heartbeatMs 0 sends no keep-alive", async () => {
@@ -179,74 +185,43 @@ Deno.test("SSE_HEADERS are exactly the four of the contract", () => {
   });
 });
 
-/**
- * Runs `body` with setInterval/clearInterval replaced, so the test fires the
- * heartbeat itself (no clock involved).
- */
-async function withManualInterval(
-  body: (tick: () => void, cleared: () => boolean) => Promise<void>,
-): Promise<void> {
-  const realSet = globalThis.setInterval;
-  const realClear = globalThis.clearInterval;
-  const handle = 987654;
-  let callback: (() => void) | undefined;
-  let cleared = false;
-  globalThis.setInterval = ((fn: () => void) => {
-    callback = fn;
-    return handle;
-  }) as unknown as typeof setInterval;
-  globalThis.clearInterval = ((id?: unknown) => {
-    if (id === handle) cleared = true;
-    else realClear(id as Parameters<typeof clearInterval>[0]);
-  }) as typeof clearInterval;
-  try {
-    await body(() => {
-      assert.ok(callback, "no heartbeat interval was set");
-      callback();
-    }, () => cleared);
-  } finally {
-    globalThis.setInterval = realSet;
-    globalThis.clearInterval = realClear;
-  }
-}
-
 Deno.test("SSEBody: one keep-alive per idle interval, none after activity", async () => {
-  await withManualInterval(async (tick, cleared) => {
-    const body = new SSEBody({ heartbeatMs: 1000 });
-    const reader = body.readable.getReader();
-    let read = reader.read();
-    tick();
-    assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
-    // Still idle for the whole next interval: another keep-alive.
-    read = reader.read();
-    tick();
-    assert.equal(await promiseState(read), "fulfilled", "idle interval without keep-alive");
-    assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
-    // A frame in this interval: no keep-alive at its end, one at the next.
-    read = reader.read();
-    body.push("data: x\n\n");
-    assert.equal(decoder.decode((await read).value), "data: x\n\n");
-    read = reader.read();
-    tick();
-    assert.equal(await promiseState(read), "pending");
-    tick();
-    assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
-    // Frames waiting for a slow reader: no keep-alive is added to them.
-    body.push("data: y\n\n");
-    tick();
-    tick();
-    assert.equal(body.bufferedBytes, "data: y\n\n".length);
-    assert.equal(cleared(), false);
-    await reader.cancel();
-    assert.equal(cleared(), true, "cancel() clears the heartbeat");
-  });
+  using clock = new FakeClock();
+  const body = new SSEBody({ heartbeatMs: 1000 });
+  const reader = body.readable.getReader();
+  let read = reader.read();
+  await clock.advance(999);
+  assert.equal(await promiseState(read), "pending", "no keep-alive before the interval");
+  await clock.advance(1);
+  assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
+  // Still idle for the whole next interval: another keep-alive.
+  read = reader.read();
+  await clock.advance(1000);
+  assert.equal(await promiseState(read), "fulfilled", "idle interval without keep-alive");
+  assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
+  // A frame in this interval: no keep-alive at its end, one at the next.
+  read = reader.read();
+  body.push("data: x\n\n");
+  assert.equal(decoder.decode((await read).value), "data: x\n\n");
+  read = reader.read();
+  await clock.advance(1000);
+  assert.equal(await promiseState(read), "pending");
+  await clock.advance(1000);
+  assert.equal(decoder.decode((await read).value), ": keep-alive\n\n");
+  // Frames waiting for a slow reader: no keep-alive is added to them.
+  body.push("data: y\n\n");
+  await clock.advance(2000);
+  assert.equal(body.bufferedBytes, "data: y\n\n".length);
+  assert.deepEqual(clock.armed, [1000]);
+  await reader.cancel();
+  assert.deepEqual(clock.armed, [], "cancel() clears the heartbeat");
 });
 
 Deno.test("SSEBody: close() clears the heartbeat", async () => {
-  await withManualInterval(async (_tick, cleared) => {
-    const body = new SSEBody({ heartbeatMs: 1000 });
-    body.close();
-    assert.equal(cleared(), true);
-    assert.equal(await new Response(body.readable).text(), "");
-  });
+  using clock = new FakeClock();
+  const body = new SSEBody({ heartbeatMs: 1000 });
+  assert.deepEqual(clock.armed, [1000]);
+  body.close();
+  assert.deepEqual(clock.armed, []);
+  assert.equal(await new Response(body.readable).text(), "");
 });

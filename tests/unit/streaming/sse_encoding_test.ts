@@ -2,16 +2,18 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import {
-  DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
-  encodeSSEEvent,
-  eventDataJson,
-  formatSSEFrame,
   parseSSEStream,
   readSSEEvents,
   type SSEEvent,
   type TaskCompleteEvent,
-  utf8Length,
 } from "../../../mod.ts";
+import {
+  DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+  eventDataJson,
+  utf8Length,
+} from "../../../src/sse/frame.ts";
+import { encodeSSEEvent, formatSSEFrame } from "../../../src/sse/mod.ts";
+import type { WireTaskCompleteEvent } from "../../../src/sse/wire-events.ts";
 import { byteStream, deferred, splitBytes } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -369,7 +371,7 @@ Deno.test("round trip: a truncated event stays valid JSON for the client", async
   const big = complete("😀".repeat(50_000));
   const [received] = await parseSSEStream(byteStream([encoder.encode(encodeSSEEvent(big, 1))]));
   assert.equal(received.type, "task_complete");
-  const data = received.data as TaskCompleteEvent["data"];
+  const data = received.data as WireTaskCompleteEvent["data"];
   assert.equal(data.truncated, true);
   assert.equal(data.outputBytes, bytesOf(JSON.stringify(big.data.output)));
 });

@@ -7,11 +7,12 @@ import {
   ParallelExecutor,
   parseSSEStream,
   readSSEEvents,
-  type ReceivedSSEEvent,
   type TaskCompleteEvent,
   type ToolExecutor,
 } from "../../../mod.ts";
+import type { ReceivedSSEEvent } from "../../../src/sse/mod.ts";
 import { assertRunOrder, GatedTools, promiseState, tick, withoutTimes } from "./_helpers.ts";
+import { FakeClock } from "../_fake_clock.ts";
 
 const SSE_HEADER_ENTRIES = [
   ["cache-control", "no-cache"],
@@ -245,6 +246,7 @@ Deno.test("handleSSERequest: config.signal cancels the run; the stream still end
 });
 
 Deno.test("handleSSERequest: keep-alive comments while a tool is busy", async () => {
+  using clock = new FakeClock();
   const gated = new GatedTools();
   const response = await handleSSERequest(
     request(),
@@ -254,9 +256,19 @@ Deno.test("handleSSERequest: keep-alive comments while a tool is busy", async ()
   );
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  while (!text.includes(": keep-alive\n\n")) text += (await reader.read()).value;
+  while (!text.includes("event: task_start")) text += (await reader.read()).value;
+  await gated.started("t");
+  const next = reader.read();
+  // The first interval saw the task_start go out: no keep-alive at its end.
+  await clock.advance(20);
+  assert.equal(await promiseState(next), "pending");
+  // The tool is busy for the whole second interval: one keep-alive.
+  await clock.advance(20);
+  assert.equal((await next).value, ": keep-alive\n\n");
+  text += ": keep-alive\n\n";
   gated.release("t");
   for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+  assert.deepEqual(clock.armed, [], "the heartbeat and the task's deadline are cleared");
   const events = await parseSSEStream(new Response(text).body!);
   assert.deepEqual(events.map((e) => e.type), [
     "task_start",
@@ -334,8 +346,9 @@ Deno.test("handleSSERequest: maxBufferSize holds the run back for a client that 
   );
   await tick();
   await tick();
-  // Nobody reads: the run stopped short of running every tool.
-  assert.ok(gated.calls.length < 20, `${gated.calls.length} tools ran for an idle client`);
+  // Nobody reads: the run stopped short of running every tool. The starts of
+  // t0..t8 were taken; t9's is the 10th unread event, held back with its task.
+  assert.deepEqual(gated.calledIds, ids.slice(0, 9), "tools that ran for an idle client");
   const events = await parseSSEStream(response.body!);
   assert.equal(events.length, 41);
   assertRunOrder(events, ids.map((id) => ({ id })));

@@ -23,26 +23,51 @@ function ctx(signal = new AbortController().signal, progress?: (p: ToolProgress)
   return c;
 }
 
-async function withSource<T>(
-  config: McpConfig,
-  body: (source: McpToolSource) => Promise<T>,
-  options = {},
-): Promise<T> {
-  const source = await McpToolSource.connect(config, { ...FAST_RECONNECT, ...options });
-  try {
-    return await body(source);
-  } finally {
-    await source.close();
+/**
+ * Waits for a server's health to change, woken by the source's log records:
+ * the source logs every change of a server's status ("mcp server up",
+ * "mcp server lost", "mcp server down") once the change is made.
+ */
+class HealthWatch {
+  source: McpToolSource | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  /** The source's `log` option. */
+  readonly log = (_record: Record<string, unknown>): void => {
+    for (const wake of [...this.#waiters]) wake();
+  };
+
+  /** Resolves once `server` has `status` (at once if it has it already). */
+  async until(server: string, status: "up" | "down"): Promise<void> {
+    while (this.source!.health()[server]?.status !== status) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        this.#waiters.add(wake);
+      });
+    }
   }
 }
 
-/** Polls health until `server` has `status` (a condition, not a clock). */
-async function until(source: McpToolSource, server: string, status: "up" | "down") {
-  for (let i = 0; i < 2000; i++) {
-    if (source.health()[server]?.status === status) return;
-    await new Promise((r) => setTimeout(r, 10));
+async function withSource<T>(
+  config: McpConfig,
+  body: (source: McpToolSource, health: HealthWatch) => Promise<T>,
+  options = {},
+): Promise<T> {
+  const health = new HealthWatch();
+  const source = await McpToolSource.connect(config, {
+    ...FAST_RECONNECT,
+    ...options,
+    log: health.log,
+  });
+  health.source = source;
+  try {
+    return await body(source, health);
+  } finally {
+    await source.close();
   }
-  throw new Error(`${server} never became ${status}: ${JSON.stringify(source.health())}`);
 }
 
 /** The common checks, for one transport. */
@@ -181,31 +206,34 @@ Deno.test("mcp: the call timeout reaches a tool that never answers", async () =>
 });
 
 Deno.test("mcp over stdio: a server killed mid-call fails the call, then is reconnected", async () => {
-  await withSource({ servers: { fx: fixtureStdioSpec() }, warnings: [] }, async (source) => {
-    const { pid } = await source.execute("fx:pid", {}, ctx()) as { pid: number };
-    assert.equal(source.pid("fx"), pid);
-    let killed!: () => void;
-    const wasKilled = new Promise<void>((r) => killed = r);
-    const call = source.execute(
-      "fx:wait",
-      { key: "never" },
-      ctx(undefined, () => {
-        Deno.kill(pid, "SIGKILL");
-        killed();
-      }),
-    );
-    await wasKilled;
-    await assert.rejects(call, (e: Error) => {
-      assert.match(e.message, /MCP server "fx" disconnected while "fx:wait" was running/);
-      assert.match(e.message, /the server process exited/);
-      assert.match(e.message, /being reconnected/);
-      return true;
-    });
-    await until(source, "fx", "up");
-    const again = await source.execute("fx:pid", {}, ctx()) as { pid: number };
-    assert.notEqual(again.pid, pid, "a new process");
-    assert.deepEqual(await source.execute("fx:add", { a: 4, b: 5 }, ctx()), { sum: 9 });
-  });
+  await withSource(
+    { servers: { fx: fixtureStdioSpec() }, warnings: [] },
+    async (source, health) => {
+      const { pid } = await source.execute("fx:pid", {}, ctx()) as { pid: number };
+      assert.equal(source.pid("fx"), pid);
+      let killed!: () => void;
+      const wasKilled = new Promise<void>((r) => killed = r);
+      const call = source.execute(
+        "fx:wait",
+        { key: "never" },
+        ctx(undefined, () => {
+          Deno.kill(pid, "SIGKILL");
+          killed();
+        }),
+      );
+      await wasKilled;
+      await assert.rejects(call, (e: Error) => {
+        assert.match(e.message, /MCP server "fx" disconnected while "fx:wait" was running/);
+        assert.match(e.message, /the server process exited/);
+        assert.match(e.message, /being reconnected/);
+        return true;
+      });
+      await health.until("fx", "up");
+      const again = await source.execute("fx:pid", {}, ctx()) as { pid: number };
+      assert.notEqual(again.pid, pid, "a new process");
+      assert.deepEqual(await source.execute("fx:add", { a: 4, b: 5 }, ctx()), { sum: 9 });
+    },
+  );
 });
 
 Deno.test("mcp over HTTP: a server killed mid-call fails the call, then is reconnected", async () => {
@@ -214,7 +242,7 @@ Deno.test("mcp over HTTP: a server killed mid-call fails the call, then is recon
     const url = fixture.url;
     await withSource(
       { servers: { web: { transport: "http", url, headers: {} } }, warnings: [] },
-      async (source) => {
+      async (source, health) => {
         let killed!: () => void;
         const wasKilled = new Promise<void>((r) => killed = r);
         const call = source.execute(
@@ -226,13 +254,13 @@ Deno.test("mcp over HTTP: a server killed mid-call fails the call, then is recon
         );
         await wasKilled;
         await assert.rejects(call, /MCP server "web" (disconnected|is unreachable)/);
-        await until(source, "web", "down");
+        await health.until("web", "down");
         // "the server stopped answering (…)", or a failed reconnection's error since.
         assert.ok((source.health().web.error ?? "").length > 0);
         await assert.rejects(source.execute("web:add", { a: 1, b: 2 }, ctx()), /is down/);
         // The server comes back on the same address: a later call works again.
         fixture = await startHttpFixture(new URL(url).port ? Number(new URL(url).port) : 0);
-        await until(source, "web", "up");
+        await health.until("web", "up");
         assert.deepEqual(await source.execute("web:add", { a: 1, b: 2 }, ctx()), { sum: 3 });
       },
     );

@@ -9,7 +9,7 @@ import {
   combineToolRegistries,
   createToolRegistry,
   type ToolRegistry,
-} from "../../../mod.ts";
+} from "../../../src/server/mod.ts";
 import { mapToolResult } from "../../../src/tools/mcp.ts";
 
 const ctx = { signal: new AbortController().signal, taskId: "t" };

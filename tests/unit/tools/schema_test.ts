@@ -6,19 +6,19 @@
  */
 
 import assert from "node:assert/strict";
+import { ParallelExecutor, validateDAG, type ValidationIssue } from "../../../mod.ts";
 import {
   builtinTools,
   combineToolRegistries,
-  compileInputSchema,
   createToolRegistry,
-  describeArgumentIssues,
   type ManagedToolRegistry,
-  MAX_ARGUMENT_ISSUES,
-  ParallelExecutor,
   type ToolRegistry,
-  validateDAG,
-  type ValidationIssue,
-} from "../../../mod.ts";
+} from "../../../src/server/mod.ts";
+import {
+  compileInputSchema,
+  describeArgumentIssues,
+  MAX_ARGUMENT_ISSUES,
+} from "../../../src/tools/schema.ts";
 import { unknownToolMessages } from "../../../src/server/unknown-tool.ts";
 
 const ctx = { signal: new AbortController().signal, taskId: "t" };

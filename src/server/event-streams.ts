@@ -1,0 +1,109 @@
+/**
+ * The event streams the server has open (`POST /execute` with SSE, and
+ * `GET /runs/<id>/events`), bounded server-wide by `maxWatchers`, and closed
+ * with a last `error` event when the server shuts down.
+ *
+ * @module
+ */
+
+import { SSE_HEADERS } from "../sse/frame.ts";
+import { runEventStream } from "../sse/log-stream.ts";
+import type { Run } from "./run.ts";
+
+/** One open stream's body. */
+type StreamBody = ReturnType<typeof runEventStream>;
+
+/**
+ * Settings of {@linkcode EventStreams}.
+ *
+ * @example
+ * ```ts
+ * import type { EventStreamSettings } from "./event-streams.ts";
+ * const settings: EventStreamSettings = { maxWatchers: 100, retryMs: 2000, heartbeatMs: 15_000 };
+ * ```
+ */
+export interface EventStreamSettings {
+  /** Most streams open at once. */
+  maxWatchers: number;
+  /** `retry:` announced first, in ms. */
+  retryMs: number;
+  /** Idle ms before a keep-alive comment. */
+  heartbeatMs: number;
+}
+
+/**
+ * The open event streams of an app.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EventStreams } from "./event-streams.ts";
+ * const streams = new EventStreams({ maxWatchers: 1, retryMs: 2000, heartbeatMs: 15_000 });
+ * assert.equal(streams.hasRoom(), true);
+ * // A place is kept while a stream's run is set up.
+ * const refused = await streams.openForNewRun(() => {
+ *   assert.equal(streams.hasRoom(), false);
+ *   return Promise.resolve(new Response(null, { status: 422 }));
+ * });
+ * assert.equal(refused.status, 422);
+ * assert.equal(streams.hasRoom(), true);
+ * ```
+ */
+export class EventStreams {
+  readonly #settings: EventStreamSettings;
+  readonly #open = new Set<StreamBody>();
+  /** Streams being set up (`POST /execute` reading and validating its body). */
+  #reserved = 0;
+
+  /** Creates the (empty) set of streams. */
+  constructor(settings: EventStreamSettings) {
+    this.#settings = settings;
+  }
+
+  /** Whether one more stream may open (`maxWatchers`, server-wide). */
+  hasRoom(): boolean {
+    return this.#open.size + this.#reserved < this.#settings.maxWatchers;
+  }
+
+  /**
+   * Opens the stream of the run `start` starts (the client's leaving
+   * cancels it), keeping the stream's place while `start` reads and checks
+   * the request: no run starts without room for its stream. A Response from
+   * `start` (a refusal) is the answer.
+   */
+  async openForNewRun(start: () => Promise<Run | Response>): Promise<Response> {
+    this.#reserved++;
+    let run: Run | Response;
+    try {
+      run = await start();
+    } finally {
+      this.#reserved--;
+    }
+    return run instanceof Response ? run : this.open(run, 0, true);
+  }
+
+  /**
+   * Opens a stream of `run`'s events after sequence id `after`; when
+   * `cancelRunOnLeave`, the client's leaving cancels the run.
+   */
+  open(run: Run, after: number, cancelRunOnLeave: boolean): Response {
+    const body = runEventStream(run, {
+      after,
+      cancelRunOnLeave,
+      retryMs: this.#settings.retryMs,
+      heartbeatMs: this.#settings.heartbeatMs,
+      resultUrl: `/runs/${run.id}`,
+    });
+    this.#open.add(body);
+    body.finished.then(() => this.#open.delete(body));
+    return new Response(body.readable, { headers: { ...SSE_HEADERS, "X-Run-Id": run.id } });
+  }
+
+  /** Sends every open stream `lastFrame` and closes it. */
+  closeAll(lastFrame: string): void {
+    for (const body of this.#open) {
+      body.push(lastFrame);
+      body.close();
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Finding a request's route and method: 404 for no route, 405 (with
+ * `Allow`) for a method the route does not take, `OPTIONS` answered for
+ * every route, and `HEAD` answered as `GET` without the body.
+ *
+ * @module
+ */
+
+import { problemResponse, quoteInDetail } from "../sse/problem.ts";
+import { optionsResponse } from "./cors.ts";
+
+/**
+ * Answers a request on a route; `params` are the route pattern's groups,
+ * URL-decoded.
+ */
+export type Handler = (
+  request: Request,
+  url: URL,
+  params: string[],
+) => Promise<Response> | Response;
+
+/**
+ * A route: a path pattern and the handler of each method it takes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dispatch, type Route } from "./router.ts";
+ * const routes: Route[] = [{ pattern: /^\/runs\/([^/]+)$/, methods: { GET: (_r, _u, [id]) => new Response(id) } }];
+ * const request = new Request("http://127.0.0.1/runs/r%201");
+ * assert.equal(await (await dispatch(routes, request, new URL(request.url), [])).text(), "r 1");
+ * ```
+ */
+export interface Route {
+  /** The paths it answers, with a group for each parameter. */
+  pattern: RegExp;
+  /** Handler by method (`HEAD` and `OPTIONS` come with `GET` and every route). */
+  methods: Record<string, Handler>;
+}
+
+/**
+ * Answers a request with its route's handler for its method, or says why
+ * not. `corsOrigins` shape the answer to a CORS preflight.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dispatch, type Route } from "./router.ts";
+ * const routes: Route[] = [{ pattern: /^\/health$/, methods: { GET: () => Response.json({ ok: true }) } }];
+ * const answer = (method: string, path = "/health") => {
+ *   const request = new Request(`http://127.0.0.1${path}`, { method });
+ *   return dispatch(routes, request, new URL(request.url), []);
+ * };
+ * assert.equal((await answer("GET")).status, 200);
+ * const head = await answer("HEAD");
+ * assert.equal(head.headers.get("content-length"), "11");
+ * assert.equal(head.body, null);
+ * const wrong = await answer("POST");
+ * assert.equal(wrong.status, 405);
+ * assert.equal(wrong.headers.get("allow"), "GET, HEAD, OPTIONS");
+ * await wrong.body?.cancel();
+ * assert.equal((await answer("OPTIONS")).status, 204);
+ * const missing = await answer("GET", "/nowhere");
+ * assert.equal(missing.status, 404);
+ * await missing.body?.cancel();
+ * ```
+ */
+export async function dispatch(
+  routes: readonly Route[],
+  request: Request,
+  url: URL,
+  corsOrigins: readonly string[],
+): Promise<Response> {
+  const found = routes.find((r) => r.pattern.test(url.pathname));
+  if (!found) return problemResponse(404, `no route ${quoteInDetail(url.pathname)}`);
+  const allowed = Object.keys(found.methods);
+  if (allowed.includes("GET")) allowed.push("HEAD");
+  allowed.push("OPTIONS");
+  if (request.method === "OPTIONS") return optionsResponse(request, allowed, corsOrigins);
+  const method = request.method === "HEAD" ? "GET" : request.method;
+  // Own methods only: "toString" or "constructor" must not find Object's.
+  const handler = Object.hasOwn(found.methods, method) ? found.methods[method] : undefined;
+  if (!handler) {
+    return problemResponse(
+      405,
+      `${quoteInDetail(request.method)} is not allowed on ${url.pathname}`,
+      { headers: { Allow: allowed.join(", ") } },
+    );
+  }
+  let params: string[];
+  try {
+    params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+  } catch {
+    return problemResponse(400, `the request path ${quoteInDetail(url.pathname)} is malformed`);
+  }
+  const response = await handler(request, url, params);
+  return request.method === "HEAD" ? withoutBody(response) : response;
+}
+
+/**
+ * A GET answer's status and headers, without its body, for HEAD. A JSON
+ * answer is measured so `Content-Length` is the GET's; a stream opened for
+ * it ends at once.
+ */
+async function withoutBody(response: Response): Promise<Response> {
+  const headers = new Headers(response.headers);
+  if (response.body !== null && !headers.get("content-type")?.startsWith("text/event-stream")) {
+    headers.set("Content-Length", String((await response.arrayBuffer()).byteLength));
+  } else {
+    await response.body?.cancel();
+  }
+  return new Response(null, { status: response.status, headers });
+}

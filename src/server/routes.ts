@@ -1,0 +1,236 @@
+/**
+ * The HTTP API's route table and handlers: `/execute`, `/runs`,
+ * `/runs/<id>`, `/runs/<id>/events`, `/tools` and `/health`. Requests reach
+ * them having passed the checks of `request-checks.ts`.
+ *
+ * @module
+ */
+
+import denoJson from "../../deno.json" with { type: "json" };
+import { acceptsEventStream, negotiateResponse } from "../sse/negotiate.ts";
+import { notAcceptable, problemResponse, quoteInDetail } from "../sse/problem.ts";
+import type { ResolvedServerConfig } from "./config.ts";
+import type { EventStreams } from "./event-streams.ts";
+import { readDag } from "./request-checks.ts";
+import type { Route } from "./router.ts";
+import type { Run } from "./run.ts";
+import type { RunRegistry } from "./run-registry.ts";
+import { withSerialisableOutputs } from "./serialisable.ts";
+import type { Shutdown } from "./shutdown.ts";
+
+/**
+ * The version this server reports in `/health`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { VERSION } from "./routes.ts";
+ * assert.match(VERSION, /^\d+\.\d+\.\d+/);
+ * ```
+ */
+export const VERSION: string = denoJson.version;
+
+/**
+ * What the handlers work with.
+ *
+ * @example
+ * ```ts
+ * import type { RouteContext } from "./routes.ts";
+ * const started: RouteContext["started"] = performance.now();
+ * ```
+ */
+export interface RouteContext {
+  /** The settings in force (tools included). */
+  config: ResolvedServerConfig;
+  /** The runs. */
+  runs: RunRegistry;
+  /** The open event streams. */
+  streams: EventStreams;
+  /** The app's shutdown: once it has begun, no run or stream starts. */
+  shutdown: Shutdown;
+  /** `performance.now()` when the app was created, for `uptimeSeconds`. */
+  started: number;
+}
+
+/** `Accept` of `POST /execute`: the batch answer, or the stream. */
+const EXECUTE_ANSWERS = ["application/json", "text/event-stream"];
+
+/**
+ * The routes of the HTTP API.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createApp } from "./app.ts";
+ * const app = createApp({ log: () => {} });
+ * const response = await app.handle(new Request("http://127.0.0.1/tools"));
+ * assert.deepEqual((await response.json()).tools.map((t: { name: string }) => t.name), [
+ *   "mock:delay",
+ *   "mock:echo",
+ *   "mock:fail",
+ * ]);
+ * await app.shutdown();
+ * ```
+ */
+export function createRoutes(context: RouteContext): Route[] {
+  const { config, runs, streams, shutdown, started } = context;
+
+  /** Reads and validates the body and starts a run, or says why not. */
+  async function startRun(request: Request): Promise<Run | Response> {
+    if (shutdown.begun) return unavailable("the server is shutting down");
+    const dag = await readDag(request, config);
+    if (dag instanceof Response) return dag;
+    return runs.start(dag) ?? unavailable(
+      runs.refusal() === "maxLogBytesTotal"
+        ? "the active runs' event logs fill the server's memory budget for events " +
+          `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
+        : `too many active runs (at most ${config.maxActiveRuns})`,
+    );
+  }
+
+  function tooManyStreams(): Response {
+    return unavailable(
+      `too many open event streams (at most ${config.maxWatchers}, --max-watchers)`,
+    );
+  }
+
+  return [
+    {
+      pattern: /^\/execute$/,
+      methods: {
+        POST: async (request) => {
+          const kind = negotiateResponse(request.headers);
+          if (kind === null) return notAcceptable(EXECUTE_ANSWERS);
+          if (kind === "sse") {
+            // The stream's place is taken before the run starts: no run without its stream.
+            if (!streams.hasRoom()) return tooManyStreams();
+            return streams.openForNewRun(() => startRun(request));
+          }
+          const run = await startRun(request);
+          if (run instanceof Response) return run;
+          const onLeave = () => run.cancel("client disconnected");
+          request.signal.addEventListener("abort", onLeave, { once: true });
+          await run.done;
+          request.signal.removeEventListener("abort", onLeave);
+          return json(run.result ?? run.toJSON(), 200, { "X-Run-Id": run.id });
+        },
+      },
+    },
+    {
+      pattern: /^\/runs$/,
+      methods: {
+        GET: () => json({ runs: runs.list().map(summary) }),
+        POST: async (request) => {
+          const run = await startRun(request);
+          if (run instanceof Response) return run;
+          const location = `/runs/${run.id}`;
+          return json(
+            {
+              runId: run.id,
+              status: run.status,
+              eventsUrl: `${location}/events`,
+              resultUrl: location,
+            },
+            202,
+            { Location: location, "X-Run-Id": run.id },
+          );
+        },
+      },
+    },
+    {
+      pattern: /^\/runs\/([^/]+)$/,
+      methods: {
+        GET: (_request, _url, [id]) => {
+          const run = runs.get(id);
+          return run ? json(run.toJSON()) : unknownRun(id);
+        },
+        DELETE: (_request, _url, [id]) => {
+          const run = runs.get(id);
+          if (!run) return unknownRun(id);
+          if (!run.cancel("cancelled by DELETE")) {
+            return problemResponse(409, `run ${id} is already over (${run.status})`, {
+              runId: id,
+              runStatus: run.status,
+            });
+          }
+          return json({ runId: run.id, status: run.status }, 202);
+        },
+      },
+    },
+    {
+      pattern: /^\/runs\/([^/]+)\/events$/,
+      methods: {
+        GET: (request, url, [id]) => {
+          const run = runs.get(id);
+          if (!run) return unknownRun(id);
+          if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
+          const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
+          if (raw !== null && !/^\d{1,15}$/.test(raw.trim())) {
+            return problemResponse(
+              400,
+              `Last-Event-ID must be a whole number, got ${quoteInDetail(raw)}`,
+            );
+          }
+          if (raw !== null && Number(raw.trim()) > run.log.lastSeq) {
+            return problemResponse(
+              400,
+              `Last-Event-ID ${raw.trim()} is past the run's last event (${run.log.lastSeq}): ` +
+                `no client can have seen it`,
+            );
+          }
+          if (shutdown.begun) return unavailable("the server is shutting down");
+          const after = raw === null ? 0 : Number(raw.trim());
+          // A run that is over with nothing left to replay: 204 tells an
+          // EventSource to stop reconnecting (WHATWG), instead of looping.
+          if (!run.active && after >= run.log.lastSeq) return new Response(null, { status: 204 });
+          if (!streams.hasRoom()) return tooManyStreams();
+          return streams.open(run, after, false);
+        },
+      },
+    },
+    {
+      pattern: /^\/tools$/,
+      methods: { GET: () => json({ tools: config.tools.list() }) },
+    },
+    {
+      pattern: /^\/health$/,
+      methods: {
+        GET: () =>
+          json({
+            status: "ok",
+            version: VERSION,
+            uptimeSeconds: Math.floor((performance.now() - started) / 1000),
+            activeRuns: runs.activeCount,
+            ...(config.mcp === undefined ? {} : { mcpServers: config.mcp.health() }),
+          }),
+      },
+    },
+  ];
+}
+
+/** A JSON answer; outputs that cannot be serialised are replaced by their error. */
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  let text: string;
+  try {
+    text = JSON.stringify(body);
+  } catch {
+    text = JSON.stringify(withSerialisableOutputs(body));
+  }
+  return new Response(text, {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}
+
+function unknownRun(id: string): Response {
+  return problemResponse(404, `no run with id ${quoteInDetail(id)} (unknown or expired)`);
+}
+
+/** 503 with `Retry-After`: the server is at a limit or shutting down. */
+function unavailable(detail: string): Response {
+  return problemResponse(503, detail, { headers: { "Retry-After": "1" } });
+}
+
+function summary(run: Run) {
+  return { runId: run.id, status: run.status, createdAt: run.createdAt };
+}

@@ -1,0 +1,185 @@
+/**
+ * One run of the bundled server: an execution with an id, an event log that
+ * any number of watchers read (through `src/sse/log-stream.ts`), a status,
+ * and, once over, its full result. The executor feeds the log through the
+ * run's sink and never waits for a watcher.
+ *
+ * @module
+ */
+
+import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/types.ts";
+import type { PreparedDAG } from "../dag/validate.ts";
+import { StreamingExecutor } from "../dag/streaming.ts";
+import { describeError } from "../dag/errors.ts";
+import { type LogBudget, RunLog } from "../sse/run-log.ts";
+import type { LoggedRun } from "../sse/log-stream.ts";
+import { type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
+import { ProgressThrottle } from "./progress-throttle.ts";
+
+/**
+ * Where a run is in its life.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RunStatus } from "./run.ts";
+ * const over = (status: RunStatus) => status !== "running";
+ * assert.equal(over("cancelled"), true);
+ * ```
+ */
+export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
+
+/**
+ * What one {@linkcode Run} is given: executor settings and the limits of
+ * its log and outputs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RunOptions } from "./run.ts";
+ * const options: RunOptions = { executor: {}, maxRunLogBytes: 1 << 24, maxEventPayloadBytes: 65_536 };
+ * assert.equal(options.maxRunOutputBytes, undefined);
+ * ```
+ */
+export interface RunOptions {
+  /** Executor settings for the run. */
+  executor: ExecutorConfig;
+  /** Most bytes of events the run's log keeps. */
+  maxRunLogBytes: number;
+  /** Cap on one `task_complete` event's data, in bytes. */
+  maxEventPayloadBytes: number;
+  /**
+   * Most bytes of JSON the run's tool arguments and outputs may total (see
+   * `output-budget.ts`). Default unbounded.
+   */
+  maxRunOutputBytes?: number;
+}
+
+/**
+ * One execution and everything known about it. A {@linkcode LoggedRun}: log
+ * readers stream it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Run } from "./run.ts";
+ * import { prepareDAG } from "../dag/validate.ts";
+ *
+ * const run = new Run(
+ *   prepareDAG({ tasks: [{ id: "a", tool: "echo" }] }),
+ *   async (_tool, args) => args,
+ *   { executor: {}, maxRunLogBytes: 1 << 20, maxEventPayloadBytes: 65_536 },
+ * );
+ * await run.done;
+ * assert.equal(run.status, "succeeded");
+ * assert.equal(run.log.lastSeq, 3); // task_start, task_complete, execution_complete
+ * assert.equal(run.cancel("too late"), false);
+ * ```
+ */
+export class Run implements LoggedRun {
+  /** The run's id (`X-Run-Id`). */
+  readonly id: string = crypto.randomUUID();
+  /** When the run was created, ISO 8601. */
+  readonly createdAt: string = new Date().toISOString();
+  /** The run's events. */
+  readonly log: RunLog;
+  /** Number of tasks. */
+  readonly taskCount: number;
+  /** Resolves once the run is over. */
+  readonly done: Promise<void>;
+  /** Current status. */
+  status: RunStatus = "running";
+  /** The full result, once the run is over. */
+  result: DAGExecutionResult | undefined;
+  /** Why the run failed as a whole (not a task failure), if it did. */
+  failure: string | undefined;
+  /** `performance.now()` when the run ended. */
+  finishedAt: number | undefined;
+  readonly #controller = new AbortController();
+  readonly #budget: OutputBudget | undefined;
+
+  /**
+   * Starts running `dag` at once.
+   *
+   * @param dag the validated DAG
+   * @param tools runs the tasks' tool calls
+   * @param settings limits and executor settings
+   * @param logBudget the bound the run's log shares with other runs' logs, if any
+   */
+  constructor(
+    dag: PreparedDAG,
+    tools: ToolExecutor,
+    settings: RunOptions,
+    logBudget?: LogBudget,
+  ) {
+    this.taskCount = dag.tasks.length;
+    this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes, logBudget);
+    const log = this.log;
+    const progress = new ProgressThrottle();
+    const max = settings.maxRunOutputBytes;
+    this.#budget = max === undefined ? undefined : withOutputBudget(tools, max);
+    const executor = new StreamingExecutor(this.#budget?.tools ?? tools, settings.executor);
+    this.done = executor
+      // The log never makes the run wait: each event goes straight into it.
+      .executeWithEventSink(dag, (event) => {
+        if (event.type !== "task_progress" || progress.take(event.data.taskId)) log.append(event);
+      }, {
+        signal: this.#controller.signal,
+      })
+      .then((result) => {
+        this.result = result;
+        if (this.status === "running") {
+          this.status = result.failedTasks > 0 ? "failed" : "succeeded";
+        }
+      }, (error) => {
+        this.failure = describeError(error);
+        if (this.status === "running") this.status = "failed";
+      })
+      .finally(() => {
+        this.finishedAt = performance.now();
+        log.end();
+      });
+  }
+
+  /**
+   * About how many bytes of memory the run keeps: its event log, and its
+   * outputs (counted only with `maxRunOutputBytes`).
+   */
+  get keptBytes(): number {
+    return this.log.bytes + (this.#budget?.outputMemoryBytes ?? 0);
+  }
+
+  /** Whether the run is still executing. */
+  get active(): boolean {
+    return this.finishedAt === undefined;
+  }
+
+  /**
+   * Cancels the run: running tools see their signal abort, the rest fail
+   * unrun. Returns false when the run was already over.
+   */
+  cancel(reason: string): boolean {
+    if (!this.active) return false;
+    this.status = "cancelled";
+    this.#controller.abort(new Error(reason));
+    return true;
+  }
+
+  /** The run as `GET /runs/<id>` shows it. */
+  toJSON(): {
+    runId: string;
+    status: RunStatus;
+    createdAt: string;
+    result?: DAGExecutionResult;
+    error?: string;
+  } {
+    const body: ReturnType<Run["toJSON"]> = {
+      runId: this.id,
+      status: this.status,
+      createdAt: this.createdAt,
+    };
+    if (this.result !== undefined) body.result = this.result;
+    if (this.failure !== undefined) body.error = this.failure;
+    return body;
+  }
+}
