@@ -129,7 +129,7 @@ export class LogBudget {
 /** Frames are packed into blocks of at most this many bytes. */
 const BLOCK_BYTES = 64 * 1024;
 /** A log's first block starts this small (a short run stays small) and doubles as it fills. */
-const FIRST_BLOCK_BYTES = 1024;
+const FIRST_BLOCK_BYTES = 4096;
 
 /** A buffer of encoded frames; `bytes` is replaced when the block grows or is trimmed. */
 interface Block {
@@ -226,10 +226,21 @@ export class RunLog {
     if (this.#ended) return 0;
     const seq = this.#nextSeq++;
     const frame = encodeSSEEvent(event, seq, this.#maxPayloadBytes);
-    const size = utf8Length(frame);
-    const block = this.#blockFor(size);
-    const offset = block.used;
-    encoder.encodeInto(frame, block.bytes.subarray(offset, offset + size));
+    // Encode straight into the open block when the frame surely fits (a
+    // UTF-16 unit is at most 3 bytes): encodeInto says how many bytes it
+    // took, so the frame is measured and copied in one pass.
+    let block = this.#open;
+    let offset = 0;
+    let size = -1;
+    if (block !== undefined && block.bytes.length - block.used >= frame.length * 3) {
+      offset = block.used;
+      size = encoder.encodeInto(frame, block.bytes.subarray(offset)).written;
+    } else {
+      size = utf8Length(frame);
+      block = this.#blockFor(size);
+      offset = block.used;
+      encoder.encodeInto(frame, block.bytes.subarray(offset, offset + size));
+    }
     block.used += size;
     this.#appended += size;
     this.#blocks.push(block);
@@ -237,13 +248,15 @@ export class RunLog {
     this.#ends.push(this.#appended);
     const budget = this.#budget;
     budget?.charge(size);
-    while (this.bytes > this.#maxBytes && this.#blocks.length > 1) this.#dropOldest();
+    if (this.#appended - this.#base > this.#maxBytes) {
+      while (this.bytes > this.#maxBytes && this.#blocks.length > 1) this.#dropOldest();
+    }
     if (budget !== undefined && budget.usedBytes > budget.maxBytes) {
       // Others give way first (the owner decides who), then this log.
       budget.reclaim();
       while (budget.usedBytes > budget.maxBytes && this.#blocks.length > 1) this.#dropOldest();
     }
-    this.#wake();
+    if (this.#waiters.size > 0) this.#wake();
     return seq;
   }
 
