@@ -40,20 +40,15 @@ export interface EventStreamSettings {
  * import { EventStreams } from "./event-streams.ts";
  * const streams = new EventStreams({ maxWatchers: 1, retryMs: 2000, heartbeatMs: 15_000 });
  * assert.equal(streams.hasRoom(), true);
- * // A place is kept while a stream's run is set up.
- * const refused = await streams.openForNewRun(() => {
- *   assert.equal(streams.hasRoom(), false);
- *   return Promise.resolve(new Response(null, { status: 422 }));
- * });
- * assert.equal(refused.status, 422);
+ * streams.closeAll("event: error\ndata: {}\n\n");
  * assert.equal(streams.hasRoom(), true);
  * ```
  */
 export class EventStreams {
   readonly #settings: EventStreamSettings;
   readonly #open = new Set<StreamBody>();
-  /** Streams being set up (`POST /execute` reading and validating its body). */
-  #reserved = 0;
+  /** Set by {@linkcode EventStreams.closeAll}. */
+  #lastFrame: string | undefined;
 
   /** Creates the (empty) set of streams. */
   constructor(settings: EventStreamSettings) {
@@ -62,24 +57,7 @@ export class EventStreams {
 
   /** Whether one more stream may open (`maxWatchers`, server-wide). */
   hasRoom(): boolean {
-    return this.#open.size + this.#reserved < this.#settings.maxWatchers;
-  }
-
-  /**
-   * Opens the stream of the run `start` starts (the client's leaving
-   * cancels it), keeping the stream's place while `start` reads and checks
-   * the request: no run starts without room for its stream. A Response from
-   * `start` (a refusal) is the answer.
-   */
-  async openForNewRun(start: () => Promise<Run | Response>): Promise<Response> {
-    this.#reserved++;
-    let run: Run | Response;
-    try {
-      run = await start();
-    } finally {
-      this.#reserved--;
-    }
-    return run instanceof Response ? run : this.open(run, 0, true);
+    return this.#open.size < this.#settings.maxWatchers;
   }
 
   /**
@@ -94,13 +72,24 @@ export class EventStreams {
       heartbeatMs: this.#settings.heartbeatMs,
       resultUrl: `/runs/${run.id}`,
     });
-    this.#open.add(body);
-    body.finished.then(() => this.#open.delete(body));
+    if (this.#lastFrame !== undefined) {
+      // Opened after closeAll (its run started just before shutdown): it
+      // ends at once, with the same last frame as the others.
+      body.push(this.#lastFrame);
+      body.close();
+    } else {
+      this.#open.add(body);
+      body.finished.then(() => this.#open.delete(body));
+    }
     return new Response(body.readable, { headers: { ...SSE_HEADERS, "X-Run-Id": run.id } });
   }
 
-  /** Sends every open stream `lastFrame` and closes it. */
+  /**
+   * Sends every open stream `lastFrame` and closes it; a stream opened
+   * later gets `lastFrame` and closes at once.
+   */
   closeAll(lastFrame: string): void {
+    this.#lastFrame = lastFrame;
     for (const body of this.#open) {
       body.push(lastFrame);
       body.close();

@@ -75,12 +75,22 @@ const EXECUTE_ANSWERS = ["application/json", "text/event-stream"];
 export function createRoutes(context: RouteContext): Route[] {
   const { config, runs, streams, shutdown, started } = context;
 
-  /** Reads and validates the body and starts a run, or says why not. */
-  async function startRun(request: Request): Promise<Run | Response> {
+  /**
+   * Reads and validates the body and starts a run, or says why not. Before
+   * the run starts, `mayStart` may still refuse (checked once the body is
+   * in, with nothing awaited between the check and the start).
+   */
+  async function startRun(
+    request: Request,
+    mayStart: () => Response | undefined = () => undefined,
+  ): Promise<Run | Response> {
     if (shutdown.begun) return unavailable("the server is shutting down");
     const dag = await readDag(request, config);
     if (dag instanceof Response) return dag;
-    return runs.start(dag) ?? unavailable(
+    // Shutdown may have begun while the body arrived: it has cancelled the
+    // runs it knew of and will not wait for one started now.
+    if (shutdown.begun) return unavailable("the server is shutting down");
+    return mayStart() ?? runs.start(dag) ?? unavailable(
       runs.refusal() === "maxLogBytesTotal"
         ? "the active runs' event logs fill the server's memory budget for events " +
           `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
@@ -102,9 +112,16 @@ export function createRoutes(context: RouteContext): Route[] {
           const kind = negotiateResponse(request.headers);
           if (kind === null) return notAcceptable(EXECUTE_ANSWERS);
           if (kind === "sse") {
-            // The stream's place is taken before the run starts: no run without its stream.
+            // No run without its stream: room is checked before the body is
+            // read (no work for a request that must be refused) and again
+            // once it is in, right before the run starts and its stream
+            // opens. A body that trickles in holds no stream's place.
             if (!streams.hasRoom()) return tooManyStreams();
-            return streams.openForNewRun(() => startRun(request));
+            const run = await startRun(
+              request,
+              () => streams.hasRoom() ? undefined : tooManyStreams(),
+            );
+            return run instanceof Response ? run : streams.open(run, 0, true);
           }
           const run = await startRun(request);
           if (run instanceof Response) return run;
