@@ -97,11 +97,12 @@ async function checkAnswer(response: Response, expect: Expect, label: string): P
   const allowed = Array.isArray(expect.status) ? expect.status : [expect.status];
   const type = response.headers.get("content-type");
   let text = "";
-  if (type === "text/event-stream") {
+  if (type === "text/event-stream" && !expect.head) {
     // A stream of a run that really started: read it to its end.
     text = await response.text();
     assert.match(text, /^retry: \d+\n\n/, label);
   } else text = await response.text();
+  if (expect.head) assert.equal(text, "", `a HEAD answer has no body (${label})`);
   const where = `${label}: ${response.status} ${text.slice(0, 300)}`;
   assert.ok(response.status < 500, `never a 5xx (${where})`);
   assert.ok(allowed.includes(response.status), `expected ${allowed.join("|")} (${where})`);
