@@ -234,7 +234,7 @@ export class LogReader {
   holdBack(): Promise<void> | undefined {
     const hold = this.#hold;
     if (hold === undefined || this.body.ended) return undefined;
-    if (this.#log.lastSeq - this.#taken < hold.events && this.unreadBytes <= hold.bytes) {
+    if (this.unreadEvents < hold.events && this.unreadBytes <= hold.bytes) {
       return undefined;
     }
     this.#held ??= Promise.withResolvers<void>();

@@ -25,28 +25,9 @@ import { Queue } from "../dag/queue.ts";
 import { encodeSSEEvent, utf8Length } from "./frame.ts";
 
 /**
- * What a reader gets from {@linkcode RunLog.read}: frames after its cursor
- * (decoded text), how many events it missed when they have given way, or
- * `wait` / `end` when there is nothing new.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { type LogRead, RunLog } from "./run-log.ts";
- * const log = new RunLog(1_000_000);
- * const read: LogRead = log.read(0);
- * assert.equal(read.kind, "wait");
- * ```
- */
-export type LogRead =
-  | { kind: "frames"; frames: string; lastSeq: number }
-  | { kind: "lost"; missed: number; firstSeq: number }
-  | { kind: "wait" }
-  | { kind: "end" };
-
-/**
- * What a reader gets from {@linkcode RunLog.readChunk}: the same as
- * {@linkcode LogRead}, with the frames as a shared, read-only byte view.
+ * What a reader gets from {@linkcode RunLog.readChunk}: the frames after its
+ * cursor as a shared, read-only byte view; how many events it missed when
+ * they have given way; or `wait` / `end` when there is nothing new.
  *
  * @example
  * ```ts
@@ -138,7 +119,6 @@ interface Block {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * Bounded, append-only log of a run's encoded events.
@@ -150,13 +130,16 @@ const decoder = new TextDecoder();
  * const log = new RunLog(1_000_000);
  * const seq = log.append({ type: "task_start", data: { taskId: "a", tool: "echo", timestamp: "t" } });
  * assert.equal(seq, 1);
- * const read = log.read(0);
+ * const read = log.readChunk(0);
  * assert.equal(read.kind, "frames");
  * if (read.kind === "frames") {
- *   assert.equal(read.frames, 'id: 1\nevent: task_start\ndata: {"taskId":"a","tool":"echo","timestamp":"t"}\n\n');
+ *   assert.equal(
+ *     new TextDecoder().decode(read.bytes),
+ *     'id: 1\nevent: task_start\ndata: {"taskId":"a","tool":"echo","timestamp":"t"}\n\n',
+ *   );
  * }
  * log.end();
- * assert.equal(log.read(1).kind, "end");
+ * assert.equal(log.readChunk(1).kind, "end");
  * ```
  */
 export class RunLog {
@@ -309,31 +292,10 @@ export class RunLog {
   }
 
   /**
-   * Frames after `cursor` (a sequence id), joined, up to about `maxBytes`;
-   * or how many events the reader missed when they have given way; or
-   * `wait` / `end` when there is nothing new. Decodes a copy: readers that
-   * send bytes use {@linkcode RunLog.readChunk}.
-   */
-  read(cursor: number, maxBytes = 256 * 1024): LogRead {
-    const first = this.readChunk(cursor, maxBytes);
-    if (first.kind !== "frames") return first;
-    let text = decoder.decode(first.bytes);
-    let lastSeq = first.lastSeq;
-    let bytes = first.bytes.byteLength;
-    while (bytes < maxBytes) {
-      const next = this.readChunk(lastSeq, maxBytes - bytes);
-      if (next.kind !== "frames" || bytes + next.bytes.byteLength > maxBytes) break;
-      text += decoder.decode(next.bytes);
-      bytes += next.bytes.byteLength;
-      lastSeq = next.lastSeq;
-    }
-    return { kind: "frames", frames: text, lastSeq };
-  }
-
-  /**
-   * Like {@linkcode RunLog.read}, without copying: the frames after `cursor`
-   * that lie in one block (at most about `maxBytes`, at least one frame), as
-   * a view of the block every reader shares. Do not write into it.
+   * The frames after `cursor` (a sequence id) that lie in one block (at most
+   * about `maxBytes`, at least one frame), as a view of the block every
+   * reader shares, without copying: do not write into it. Or how many events
+   * the reader missed when they have given way, or `wait` / `end`.
    */
   readChunk(cursor: number, maxBytes = 256 * 1024): LogChunk {
     if (cursor + 1 < this.#firstSeq) {
