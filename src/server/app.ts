@@ -118,9 +118,17 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
 
   async function handle(request: Request): Promise<Response> {
     const t0 = performance.now();
+    let url: URL | undefined;
+    try {
+      url = new URL(request.url);
+    } catch {
+      // answered below
+    }
     let response: Response;
     try {
-      response = await answerChecked(request, checks);
+      response = url === undefined
+        ? problemResponse(400, "the request URL is malformed")
+        : await answerChecked(request, url, checks);
     } catch (error) {
       log({ msg: "internal error", error: describeError(error) });
       response = problemResponse(500, "internal error");
@@ -129,7 +137,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     log({
       msg: "request",
       method: request.method,
-      path: safePath(request.url),
+      path: url?.pathname ?? "?",
       status: response.status,
       durationMs: roundMs(performance.now() - t0),
       runId: response.headers.get("x-run-id") ?? undefined,
@@ -138,12 +146,4 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   }
 
   return { handle, shutdown: () => shutdown.run(), runs, tools, config };
-}
-
-function safePath(url: string): string {
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return "?";
-  }
 }

@@ -10,6 +10,8 @@
 import { timingSafeEqual } from "node:crypto";
 import { problemResponse } from "../sse/problem.ts";
 
+const encoder = new TextEncoder();
+
 /**
  * The 401 answer to a request without the right token, or undefined when it
  * may go on (no token is configured, the route is `/health`, or the token
@@ -67,8 +69,8 @@ function givenToken(request: Request, url: URL): string | undefined {
  * ```
  */
 export function sameSecret(given: string, expected: string): boolean {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(expected);
+  const a = encoder.encode(given);
+  const b = encoder.encode(expected);
   if (a.byteLength !== b.byteLength) {
     timingSafeEqual(b, b);
     return false;

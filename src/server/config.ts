@@ -15,6 +15,7 @@ import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
   DEFAULT_RETRY_MS,
+  FRAME_OVERHEAD_BYTES,
 } from "../sse/frame.ts";
 import { builtinTools } from "../tools/builtin.ts";
 import {
@@ -189,7 +190,10 @@ const MIN_DEFAULT_RUN_LOG_BYTES = 16 * MIB;
  * ```
  */
 export function defaultRunLogBytes(maxTasks: number, maxEventPayloadBytes: number): number {
-  return Math.max(MIN_DEFAULT_RUN_LOG_BYTES, maxTasks * (maxEventPayloadBytes + 1024) + 4096);
+  return Math.max(
+    MIN_DEFAULT_RUN_LOG_BYTES,
+    maxTasks * (maxEventPayloadBytes + FRAME_OVERHEAD_BYTES) + 4096,
+  );
 }
 
 /**

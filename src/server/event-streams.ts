@@ -47,8 +47,6 @@ export interface EventStreamSettings {
 export class EventStreams {
   readonly #settings: EventStreamSettings;
   readonly #open = new Set<StreamBody>();
-  /** Set by {@linkcode EventStreams.closeAll}. */
-  #lastFrame: string | undefined;
 
   /** Creates the (empty) set of streams. */
   constructor(settings: EventStreamSettings) {
@@ -72,24 +70,13 @@ export class EventStreams {
       heartbeatMs: this.#settings.heartbeatMs,
       resultUrl: `/runs/${run.id}`,
     });
-    if (this.#lastFrame !== undefined) {
-      // Opened after closeAll (its run started just before shutdown): it
-      // ends at once, with the same last frame as the others.
-      body.push(this.#lastFrame);
-      body.close();
-    } else {
-      this.#open.add(body);
-      body.finished.then(() => this.#open.delete(body));
-    }
+    this.#open.add(body);
+    body.finished.then(() => this.#open.delete(body));
     return new Response(body.readable, { headers: { ...SSE_HEADERS, "X-Run-Id": run.id } });
   }
 
-  /**
-   * Sends every open stream `lastFrame` and closes it; a stream opened
-   * later gets `lastFrame` and closes at once.
-   */
+  /** Sends every open stream `lastFrame` and closes it. */
   closeAll(lastFrame: string): void {
-    this.#lastFrame = lastFrame;
     for (const body of this.#open) {
       body.push(lastFrame);
       body.close();

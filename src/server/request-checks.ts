@@ -50,7 +50,8 @@ export interface RequestChecks {
 }
 
 /**
- * Answers a request: steps 1–4, then its route's handler.
+ * Answers a request (`url` is its URL, parsed once by the caller): steps
+ * 1–4, then its route's handler.
  *
  * @example
  * ```ts
@@ -62,7 +63,11 @@ export interface RequestChecks {
  *   routes: [{ pattern: /^\/tools$/, methods: { GET: () => Response.json({ tools: [] }) } }],
  * };
  * const get = (headers: Record<string, string>) =>
- *   answerChecked(new Request("http://127.0.0.1:8000/tools", { headers }), checks);
+ *   answerChecked(
+ *     new Request("http://127.0.0.1:8000/tools", { headers }),
+ *     new URL("http://127.0.0.1:8000/tools"),
+ *     checks,
+ *   );
  * // The Host check comes before the token check.
  * assert.equal((await get({ host: "evil.example" })).status, 403);
  * assert.equal((await get({ host: "127.0.0.1:8000" })).status, 401);
@@ -70,13 +75,11 @@ export interface RequestChecks {
  * assert.deepEqual(await ok.json(), { tools: [] });
  * ```
  */
-export async function answerChecked(request: Request, checks: RequestChecks): Promise<Response> {
-  let url: URL;
-  try {
-    url = new URL(request.url);
-  } catch {
-    return problemResponse(400, "the request URL is malformed");
-  }
+export async function answerChecked(
+  request: Request,
+  url: URL,
+  checks: RequestChecks,
+): Promise<Response> {
   return refuseForeignHost(request, checks.crossSite) ??
     refuseForeignOrigin(request, checks.crossSite) ??
     (isPreflight(request) ? undefined : refuseWithoutToken(request, url, checks.token)) ??

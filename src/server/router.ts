@@ -71,12 +71,21 @@ export async function dispatch(
   url: URL,
   corsOrigins: readonly string[],
 ): Promise<Response> {
-  const found = routes.find((r) => r.pattern.test(url.pathname));
-  if (!found) return problemResponse(404, `no route ${quoteInDetail(url.pathname)}`);
-  const allowed = Object.keys(found.methods);
-  if (allowed.includes("GET")) allowed.push("HEAD");
-  allowed.push("OPTIONS");
-  if (request.method === "OPTIONS") return optionsResponse(request, allowed, corsOrigins);
+  let found: Route | undefined;
+  let match: RegExpExecArray | null = null;
+  for (const route of routes) {
+    match = route.pattern.exec(url.pathname);
+    if (match !== null) {
+      found = route;
+      break;
+    }
+  }
+  if (found === undefined || match === null) {
+    return problemResponse(404, `no route ${quoteInDetail(url.pathname)}`);
+  }
+  if (request.method === "OPTIONS") {
+    return optionsResponse(request, allowedMethods(found), corsOrigins);
+  }
   const method = request.method === "HEAD" ? "GET" : request.method;
   // Own methods only: "toString" or "constructor" must not find Object's.
   const handler = Object.hasOwn(found.methods, method) ? found.methods[method] : undefined;
@@ -84,17 +93,25 @@ export async function dispatch(
     return problemResponse(
       405,
       `${quoteInDetail(request.method)} is not allowed on ${url.pathname}`,
-      { headers: { Allow: allowed.join(", ") } },
+      { headers: { Allow: allowedMethods(found).join(", ") } },
     );
   }
   let params: string[];
   try {
-    params = found.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+    params = match.slice(1).map(decodeURIComponent);
   } catch {
     return problemResponse(400, `the request path ${quoteInDetail(url.pathname)} is malformed`);
   }
   const response = await handler(request, url, params);
   return request.method === "HEAD" ? withoutBody(response) : response;
+}
+
+/** The methods a route answers: its own, HEAD with GET, and OPTIONS. */
+function allowedMethods(route: Route): string[] {
+  const allowed = Object.keys(route.methods);
+  if (allowed.includes("GET")) allowed.push("HEAD");
+  allowed.push("OPTIONS");
+  return allowed;
 }
 
 /**

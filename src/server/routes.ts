@@ -182,21 +182,22 @@ export function createRoutes(context: RouteContext): Route[] {
           if (!run) return unknownRun(id);
           if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
           const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
-          if (raw !== null && !/^\d{1,15}$/.test(raw.trim())) {
+          const trimmed = raw?.trim();
+          if (raw !== null && !/^\d{1,15}$/.test(trimmed!)) {
             return problemResponse(
               400,
               `Last-Event-ID must be a whole number, got ${quoteInDetail(raw)}`,
             );
           }
-          if (raw !== null && Number(raw.trim()) > run.log.lastSeq) {
+          const after = trimmed === undefined ? 0 : Number(trimmed);
+          if (after > run.log.lastSeq) {
             return problemResponse(
               400,
-              `Last-Event-ID ${raw.trim()} is past the run's last event (${run.log.lastSeq}): ` +
+              `Last-Event-ID ${after} is past the run's last event (${run.log.lastSeq}): ` +
                 `no client can have seen it`,
             );
           }
           if (shutdown.begun) return unavailable("the server is shutting down");
-          const after = raw === null ? 0 : Number(raw.trim());
           // A run that is over with nothing left to replay: 204 tells an
           // EventSource to stop reconnecting (WHATWG), instead of looping.
           if (!run.active && after >= run.log.lastSeq) return new Response(null, { status: 204 });

@@ -13,6 +13,7 @@
 import type { ToolExecutor } from "../dag/types.ts";
 import type { PreparedDAG } from "../dag/validate.ts";
 import { Queue } from "../dag/queue.ts";
+import { FRAME_OVERHEAD_BYTES } from "../sse/frame.ts";
 import { LogBudget } from "../sse/run-log.ts";
 import { Run, type RunOptions } from "./run.ts";
 
@@ -72,12 +73,6 @@ export interface RunSettings extends RunOptions {
  * ```
  */
 export type RunRefusal = "maxActiveRuns" | "maxLogBytesTotal";
-
-/**
- * Bytes of a frame besides its payload, about (`id:`, `event:`, `data:`): a
- * new run needs room for one full-size event, the payload cap plus this.
- */
-const FRAME_OVERHEAD_BYTES = 1024;
 
 /** A finished run still kept, and what it kept when it ended. */
 interface FinishedRun {

@@ -24,6 +24,20 @@ import type { WireTaskCompleteEvent } from "./wire-events.ts";
 export const DEFAULT_MAX_EVENT_PAYLOAD_BYTES = 64 * 1024;
 
 /**
+ * Bytes of a frame besides its capped payload, at most about (`id:`,
+ * `event:`, `data:` and the line ends): a full-size event takes the payload
+ * cap plus this.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FRAME_OVERHEAD_BYTES } from "./frame.ts";
+ * assert.equal(FRAME_OVERHEAD_BYTES, 1024);
+ * ```
+ */
+export const FRAME_OVERHEAD_BYTES = 1024;
+
+/**
  * Default reconnection delay announced to clients (`retry:`), in ms.
  *
  * @example

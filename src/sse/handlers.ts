@@ -17,7 +17,12 @@ import { ParallelExecutor } from "../dag/executor.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { type PreparedDAG, validateDAG } from "../dag/validate.ts";
 import { DEFAULT_MAX_BUFFER_SIZE } from "../dag/buffered-stream.ts";
-import { DEFAULT_MAX_EVENT_PAYLOAD_BYTES, DEFAULT_RETRY_MS, SSE_HEADERS } from "./frame.ts";
+import {
+  DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
+  DEFAULT_RETRY_MS,
+  FRAME_OVERHEAD_BYTES,
+  SSE_HEADERS,
+} from "./frame.ts";
 import { type LoggedRun, LogReader } from "./log-stream.ts";
 import { RunLog } from "./run-log.ts";
 import { negotiateResponse } from "./negotiate.ts";
@@ -69,9 +74,6 @@ export interface SSEHandlerConfig {
 
 /** Bytes of events not yet read by the client beyond which the run holds back too. */
 const HOLD_BYTES = 1 << 20;
-
-/** Bytes of a frame besides its capped payload, at most about (`id:`, `event:`, ids). */
-const FRAME_OVERHEAD_BYTES = 1024;
 
 /**
  * Streams the run of `dag` as Server-Sent Events. The DAG is validated
