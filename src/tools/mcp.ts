@@ -44,7 +44,7 @@ import type { ToolContext, ToolExecutor } from "../dag/types.ts";
 import { DEFAULT_TASK_TIMEOUT, withoutUndefined } from "../dag/defaults.ts";
 import { describeError } from "../dag/errors.ts";
 import type { ArgumentIssue } from "../dag/validate.ts";
-import { compileInputSchema, describeArgumentIssues } from "./schema.ts";
+import { argumentsError, submittedArgumentIssues } from "./schema.ts";
 import type { ManagedToolRegistry, ToolInfo, ToolRegistry, ToolServerHealth } from "./registry.ts";
 import type { McpConfig, McpServerSpec } from "./mcp-config.ts";
 
@@ -290,7 +290,7 @@ class ServerConnection {
   }
 
   checkArguments(tool: string, args: Record<string, unknown>): ArgumentIssue[] {
-    return compileInputSchema(this.#tools.get(tool)?.inputSchema)?.checkSubmitted(args) ?? [];
+    return submittedArgumentIssues(this.#tools.get(tool)?.inputSchema, args);
   }
 
   listTools(): ToolInfo[] {
@@ -341,10 +341,8 @@ class ServerConnection {
       );
     }
     if (!this.#tools.has(tool)) throw new Error(this.explainUnknown(tool));
-    const issues = compileInputSchema(this.#tools.get(tool)!.inputSchema)?.check(args);
-    if (issues !== undefined && issues.length > 0) {
-      throw new Error(describeArgumentIssues(name, issues));
-    }
+    const invalid = argumentsError(name, this.#tools.get(tool)!.inputSchema, args);
+    if (invalid !== undefined) throw new Error(invalid);
     const progress = ctx.progress;
     let result: Record<string, unknown>;
     try {

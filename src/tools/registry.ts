@@ -7,7 +7,7 @@
 
 import type { ToolContext, ToolExecutor } from "../dag/types.ts";
 import type { ArgumentIssue } from "../dag/validate.ts";
-import { compileInputSchema, describeArgumentIssues } from "./schema.ts";
+import { argumentsError, submittedArgumentIssues } from "./schema.ts";
 
 /** One tool a registry can run. */
 export interface ToolDefinition {
@@ -122,10 +122,8 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
     execute(tool, args, ctx) {
       const definition = tools.get(tool);
       if (definition === undefined) return Promise.reject(new Error(`unknown tool "${tool}"`));
-      const issues = compileInputSchema(definition.inputSchema)?.check(args);
-      if (issues !== undefined && issues.length > 0) {
-        return Promise.reject(new Error(describeArgumentIssues(tool, issues)));
-      }
+      const invalid = argumentsError(tool, definition.inputSchema, args);
+      if (invalid !== undefined) return Promise.reject(new Error(invalid));
       try {
         return Promise.resolve(definition.run(args, ctx));
       } catch (error) {
@@ -137,7 +135,7 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
     checkArguments(name, args) {
       const definition = tools.get(name);
       if (definition === undefined) return [];
-      return compileInputSchema(definition.inputSchema)?.checkSubmitted(args) ?? [];
+      return submittedArgumentIssues(definition.inputSchema, args);
     },
   };
 }

@@ -27,8 +27,6 @@ import { locateOutputReferences } from "../dag/arguments.ts";
 import type { ArgumentIssue } from "../dag/validate.ts";
 import { formatPath } from "../dag/issues.ts";
 
-export type { ArgumentIssue } from "../dag/validate.ts";
-
 /** Most problems reported for one task's arguments; the rest are counted in one more issue. */
 export const MAX_ARGUMENT_ISSUES = 20;
 
@@ -85,6 +83,53 @@ export function compileInputSchema(schema: unknown): InputSchemaCheck | undefine
   const check = validate === undefined ? null : checkOf(validate);
   compiled.set(schema, check);
   return check ?? undefined;
+}
+
+/**
+ * Why `args` break `schema`, as the message a failed call of `tool` carries,
+ * or undefined when they conform (or the schema is missing or cannot be
+ * compiled). What every registry checks before it calls a tool.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { argumentsError } from "./schema.ts";
+ * const schema = { type: "object", properties: { ms: { type: "integer" } } };
+ * assert.equal(argumentsError("t", schema, { ms: 5 }), undefined);
+ * assert.match(argumentsError("t", schema, { ms: "x" })!, /^invalid arguments for "t": arguments\.ms /);
+ * ```
+ */
+export function argumentsError(
+  tool: string,
+  schema: unknown,
+  args: Record<string, unknown>,
+): string | undefined {
+  const issues = compileInputSchema(schema)?.check(args);
+  return issues === undefined || issues.length === 0
+    ? undefined
+    : describeArgumentIssues(tool, issues);
+}
+
+/**
+ * The problems of `args` against `schema` that are known before the run
+ * (values holding `$OUTPUT` references are not judged); none when the
+ * schema is missing or cannot be compiled. What every registry reports at
+ * submission.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { submittedArgumentIssues } from "./schema.ts";
+ * const schema = { type: "object", properties: { ms: { type: "integer" } } };
+ * assert.deepEqual(submittedArgumentIssues(schema, { ms: "$OUTPUT[a]" }), []);
+ * assert.equal(submittedArgumentIssues(schema, { ms: "x" }).length, 1);
+ * ```
+ */
+export function submittedArgumentIssues(
+  schema: unknown,
+  args: Record<string, unknown>,
+): ArgumentIssue[] {
+  return compileInputSchema(schema)?.checkSubmitted(args) ?? [];
 }
 
 /**
