@@ -46,23 +46,47 @@ export interface ArgumentScan {
 export function scanArguments(args: Record<string, unknown> | undefined): ArgumentScan {
   const references: string[] = [];
   if (args === undefined) return { references, tooDeep: false };
-  const tooDeep = !walk(args, 1, references);
+  const tooDeep = !visitReferences(args, (reference) => void references.push(reference.taskId));
   return { references: [...new Set(references)], tooDeep };
 }
 
-function walk(value: unknown, depth: number, refs: string[]): boolean {
-  if (typeof value === "string") {
-    const ref = parseOutputReference(value);
-    if (ref !== null) refs.push(ref.taskId);
+/**
+ * Calls `visit` for every output reference in `args`, in document order,
+ * with the keys and indices leading to it (one array, changed as the walk
+ * goes on: copy it to keep it). Returns false, having stopped, when the
+ * nesting goes deeper than {@linkcode MAX_ARGUMENT_DEPTH}.
+ */
+function visitReferences(
+  args: Record<string, unknown>,
+  visit: (reference: OutputReference, text: string, path: (string | number)[]) => void,
+): boolean {
+  const path: (string | number)[] = [];
+  const walk = (value: unknown, depth: number): boolean => {
+    if (typeof value === "string") {
+      const reference = parseOutputReference(value);
+      if (reference !== null) visit(reference, value, path);
+      return true;
+    }
+    if (typeof value !== "object" || value === null) return true;
+    if (depth > MAX_ARGUMENT_DEPTH) return false;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        path.push(i);
+        const ok = walk(value[i], depth + 1);
+        path.pop();
+        if (!ok) return false;
+      }
+      return true;
+    }
+    for (const key of Object.keys(value)) {
+      path.push(key);
+      const ok = walk((value as Record<string, unknown>)[key], depth + 1);
+      path.pop();
+      if (!ok) return false;
+    }
     return true;
-  }
-  if (typeof value !== "object" || value === null) return true;
-  if (depth > MAX_ARGUMENT_DEPTH) return false;
-  const children = Array.isArray(value) ? value : Object.values(value);
-  for (const child of children) {
-    if (!walk(child, depth + 1, refs)) return false;
-  }
-  return true;
+  };
+  return walk(args, 1);
 }
 
 /** Where a reference sits in a task's arguments, as {@linkcode locateOutputReferences} finds it. */
@@ -76,8 +100,9 @@ export interface LocatedReference {
 }
 
 /**
- * Every output reference in `args`, with where it is, in document order.
- * Levels deeper than {@linkcode MAX_ARGUMENT_DEPTH} are not searched.
+ * Every output reference in `args`, with where it is, in document order
+ * (the search stops at the first level deeper than
+ * {@linkcode MAX_ARGUMENT_DEPTH}).
  *
  * @example
  * ```ts
@@ -89,28 +114,10 @@ export interface LocatedReference {
  */
 export function locateOutputReferences(args: Record<string, unknown>): LocatedReference[] {
   const found: LocatedReference[] = [];
-  const visit = (value: unknown, path: (string | number)[], depth: number): void => {
-    if (typeof value === "string") {
-      const reference = parseOutputReference(value);
-      if (reference !== null) found.push({ path: [...path], text: value, reference });
-      return;
-    }
-    if (typeof value !== "object" || value === null || depth > MAX_ARGUMENT_DEPTH) return;
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        path.push(i);
-        visit(value[i], path, depth + 1);
-        path.pop();
-      }
-      return;
-    }
-    for (const key of Object.keys(value)) {
-      path.push(key);
-      visit((value as Record<string, unknown>)[key], path, depth + 1);
-      path.pop();
-    }
-  };
-  visit(args, [], 1);
+  visitReferences(
+    args,
+    (reference, text, path) => void found.push({ path: [...path], text, reference }),
+  );
   return found;
 }
 
