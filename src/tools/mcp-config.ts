@@ -21,7 +21,7 @@
 
 import { z } from "npm:zod@4.6.7";
 import { describeError } from "../dag/errors.ts";
-import { type ValidationIssue, zodIssues } from "../dag/issues.ts";
+import { formatPath, type ValidationIssue, zodIssues } from "../dag/issues.ts";
 
 /** A server started as a child process, spoken to over its stdin and stdout. */
 export interface McpStdioServerSpec {
@@ -188,7 +188,7 @@ export function parseMcpConfig(document: unknown, source: string, baseDir?: stri
     }]);
   }
   for (const [name, entry] of Object.entries(entries)) {
-    const path = `mcpServers.${name}`;
+    const path = formatPath(["mcpServers", name]);
     if (!MCP_SERVER_NAME.test(name)) {
       issues.push({
         path,

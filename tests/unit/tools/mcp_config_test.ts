@@ -85,7 +85,7 @@ Deno.test("mcp config: every problem is reported with its path", () => {
       },
     }),
     [
-      "mcpServers.a:b: a server name may only have letters, digits, _, - and . (at most 64)",
+      'mcpServers["a:b"]: a server name may only have letters, digits, _, - and . (at most 64)',
       'mcpServers.mock: "mock" is reserved for the built-in tools',
       "mcpServers.empty.command: must not be empty",
       "mcpServers.args.args[1]: must be a string",
