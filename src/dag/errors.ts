@@ -35,3 +35,33 @@ export function describeError(value: unknown): string {
     }
   }
 }
+
+/**
+ * A task result (or its event data) whose output turned out not to be
+ * JSON-serialisable when it was written out (a `toJSON` or getter that
+ * throws, a cycle): the same entry without its output, failed with a
+ * message saying why. The one wording of that failure.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withUnserialisableOutput } from "./errors.ts";
+ * const entry = { taskId: "a", status: "success" as const, output: 1 };
+ * assert.deepEqual(withUnserialisableOutput(entry, new TypeError("cycle")), {
+ *   taskId: "a",
+ *   status: "error",
+ *   error: "output is not JSON-serialisable: cycle",
+ * });
+ * ```
+ */
+export function withUnserialisableOutput<T extends { output?: unknown }>(
+  entry: T,
+  cause: unknown,
+): Omit<T, "output"> & { status: "error"; error: string } {
+  const { output: _, ...rest } = entry;
+  return {
+    ...rest,
+    status: "error",
+    error: `output is not JSON-serialisable: ${describeError(cause)}`,
+  };
+}

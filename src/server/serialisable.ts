@@ -6,7 +6,7 @@
  */
 
 import type { DAGExecutionResult } from "../dag/types.ts";
-import { describeError } from "../dag/errors.ts";
+import { withUnserialisableOutput } from "../dag/errors.ts";
 
 /**
  * `body` (a `DAGExecutionResult`, or a run as `toJSON` gives it) with each
@@ -41,12 +41,7 @@ export function withSerialisableOutputs(body: unknown): unknown {
         const text = JSON.stringify(r.output);
         return { ...r, output: text === undefined ? undefined : rawJSON(text) };
       } catch (error) {
-        const { output: _, ...rest } = r;
-        return {
-          ...rest,
-          status: "error",
-          error: `output is not JSON-serialisable: ${describeError(error)}`,
-        };
+        return withUnserialisableOutput(r, error);
       }
     }),
   });

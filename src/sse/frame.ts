@@ -8,7 +8,7 @@
  */
 
 import type { SSEEvent } from "../dag/events.ts";
-import { describeError } from "../dag/errors.ts";
+import { withUnserialisableOutput } from "../dag/errors.ts";
 import type { WireTaskCompleteEvent } from "./wire-events.ts";
 
 /**
@@ -203,15 +203,10 @@ export function eventDataJson(event: SSEEvent, maxBytes = DEFAULT_MAX_EVENT_PAYL
     // (or meet a cycle) the next time: the event says so instead of
     // breaking the stream.
     if (event.type !== "task_complete") throw error;
-    const { output: _, ...rest } = event.data;
-    return eventDataJson({
-      type: "task_complete",
-      data: {
-        ...rest,
-        status: "error",
-        error: `output is not JSON-serialisable: ${describeError(error)}`,
-      },
-    }, maxBytes);
+    return eventDataJson(
+      { type: "task_complete", data: withUnserialisableOutput(event.data, error) },
+      maxBytes,
+    );
   }
   // A UTF-16 code unit takes at most 3 UTF-8 bytes: short text needs no count.
   if (json.length * 3 <= maxBytes || event.type !== "task_complete") return json;
