@@ -27,6 +27,12 @@ export interface ServerProcess {
   readonly pid: number;
   /** Everything the process wrote on stderr so far (its JSON log lines). */
   stderr(): string;
+  /**
+   * Resolves as soon as `predicate` holds for everything written on stderr
+   * so far, checked now and each time the process writes more (no polling);
+   * rejects if stderr ends first or `predicate` throws.
+   */
+  untilStderr(predicate: (stderr: string) => boolean): Promise<void>;
   /** Sends a signal to the process. */
   kill(signal?: Deno.Signal): void;
   /** Resolves with the exit status, once the process is gone. */
@@ -71,11 +77,50 @@ export async function startServer(
   }).spawn();
 
   let stderrText = "";
+  let stderrEnded = false;
+  const stderrWaiters = new Set<
+    { predicate: (stderr: string) => boolean; resolve: () => void; reject: (e: Error) => void }
+  >();
   const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      stderrText += chunk;
+    try {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        stderrText += chunk;
+        for (const waiter of stderrWaiters) {
+          let holds: boolean;
+          try {
+            holds = waiter.predicate(stderrText);
+          } catch (error) {
+            stderrWaiters.delete(waiter);
+            waiter.reject(error instanceof Error ? error : new Error(String(error)));
+            continue;
+          }
+          if (holds) {
+            stderrWaiters.delete(waiter);
+            waiter.resolve();
+          }
+        }
+      }
+    } finally {
+      stderrEnded = true;
+      for (const waiter of stderrWaiters) {
+        waiter.reject(new Error(`stderr ended before the awaited output:\n${stderrText}`));
+      }
+      stderrWaiters.clear();
     }
   })();
+  const untilStderr = (predicate: (stderr: string) => boolean): Promise<void> => {
+    try {
+      if (predicate(stderrText)) return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (stderrEnded) {
+      return Promise.reject(new Error(`stderr ended before the awaited output:\n${stderrText}`));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    stderrWaiters.add({ predicate, resolve, reject });
+    return promise;
+  };
 
   const stdoutLines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let stdoutText = "";
@@ -132,6 +177,7 @@ export async function startServer(
     pid: child.pid,
     at: (path) => new URL(path, base).href,
     stderr: () => stderrText,
+    untilStderr,
     kill: (signal = "SIGTERM") => child.kill(signal),
     status,
     stop,
@@ -202,6 +248,25 @@ export function echoDag(n: number, payload: Record<string, unknown> = {}): DAGSt
       arguments: { i: i + 1, ...payload },
     })),
   };
+}
+
+/** POSTs `dag` to `/runs`, checks the 202, and returns the new run's id. */
+export async function startRun(
+  server: ServerProcess,
+  dag: DAGStructure | unknown,
+): Promise<string> {
+  const response = await postDag(server.at("/runs"), dag);
+  const text = await response.text();
+  assert.equal(response.status, 202, text);
+  return JSON.parse(text).runId;
+}
+
+/** `GET /runs` (with `headers`, e.g. a token), checked for a 200: how many runs the server has seen. */
+export async function runCount(server: ServerProcess, headers: HeadersInit = {}): Promise<number> {
+  const response = await fetch(server.at("/runs"), { headers });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  return JSON.parse(text).runs.length;
 }
 
 /** A one-task DAG that waits `ms` (long enough to hold a run open until cancelled). */
@@ -325,8 +390,27 @@ export async function assertProblem(
   status: number,
 ): Promise<Record<string, unknown>> {
   const text = await response.text();
-  assert.equal(response.status, status, `expected ${status}, got ${response.status}: ${text}`);
-  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  return checkProblem(response.status, response.headers.get("content-type"), text, status);
+}
+
+/** {@linkcode assertProblem} for a {@linkcode rawRequest} answer. */
+export function assertRawProblem(response: RawResponse, status: number): Record<string, unknown> {
+  return checkProblem(
+    response.status,
+    response.headers.get("content-type") ?? null,
+    response.body,
+    status,
+  );
+}
+
+function checkProblem(
+  actual: number,
+  type: string | null,
+  text: string,
+  status: number,
+): Record<string, unknown> {
+  assert.equal(actual, status, `expected ${status}, got ${actual}: ${text}`);
+  assert.equal(type, "application/problem+json", text);
   const body = JSON.parse(text);
   assert.equal(body.status, status);
   assert.equal(typeof body.type, "string");

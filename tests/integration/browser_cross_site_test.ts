@@ -347,11 +347,13 @@ interface Logged {
   status: number;
 }
 
-/** The server's `request` log lines so far, in order. */
+/** The server's `request` log lines so far (complete lines only), in order. */
 function requestLog(server: ServerProcess): Logged[] {
-  return server.stderr().split("\n").filter((line) => line.startsWith("{")).map((line) =>
-    JSON.parse(line)
-  ).filter((entry) => entry.msg === "request").map(({ method, path, status }) => ({
+  return server.stderr().split("\n").slice(0, -1).filter((line) => line.startsWith("{")).map((
+    line,
+  ) => JSON.parse(line)).filter((entry) => entry.msg === "request").map((
+    { method, path, status },
+  ) => ({
     method,
     path,
     status,
@@ -360,16 +362,24 @@ function requestLog(server: ServerProcess): Logged[] {
 
 /**
  * Resolves once the server has logged a request line for which `predicate`
- * holds (the log arrives through a pipe, a little after the answer), or
+ * holds (the log arrives through a pipe, a little after the answer: checked
+ * each time the server writes to stderr), or
  * rejects after {@linkcode ATTEMPT_TIMEOUT_MS}.
  */
 async function untilLog(server: ServerProcess, predicate: (log: Logged[]) => boolean) {
-  const deadline = performance.now() + ATTEMPT_TIMEOUT_MS;
-  while (!predicate(requestLog(server))) {
-    if (performance.now() > deadline) {
-      throw new Error(`the server's log: ${JSON.stringify(requestLog(server))}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+  const logged = server.untilStderr(() => predicate(requestLog(server)));
+  logged.catch(() => {}); // awaited below; may settle after the deadline
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the server's log: ${JSON.stringify(requestLog(server))}`)),
+      ATTEMPT_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([logged, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -7,31 +7,33 @@
 import assert from "node:assert/strict";
 import {
   assertProblem,
+  assertRawProblem,
   echoDag,
   holdDag,
   postDag,
   rawRequest,
+  runCount,
   runMain,
-  type ServerProcess,
+  startRun,
   startServer,
 } from "./_server.ts";
 
 const PROBLEMS = "https://dagstream.dev/problems/";
 
-/** GET /runs through fetch: how many runs the server has seen. */
-async function runCount(server: ServerProcess, headers: HeadersInit = {}): Promise<number> {
-  const response = await fetch(server.at("/runs"), { headers });
-  assert.equal(response.status, 200);
-  return (await response.json()).runs.length;
-}
-
-/** A raw request's problem body, with its status checked. */
-function rawProblem(response: { status: number; headers: Map<string, string>; body: string }) {
-  assert.equal(response.headers.get("content-type"), "application/problem+json", response.body);
-  const body = JSON.parse(response.body);
-  assert.equal(body.status, response.status);
-  return body;
-}
+/** Every route of the server, with each method it takes and some it does not. */
+const ROUTES: [string, string][] = [
+  ["POST", "/execute"],
+  ["POST", "/runs"],
+  ["GET", "/runs"],
+  ["GET", "/runs/x"],
+  ["DELETE", "/runs/x"],
+  ["GET", "/runs/x/events"],
+  ["GET", "/tools"],
+  ["GET", "/health"],
+  ["OPTIONS", "/execute"],
+  ["GET", "/nope"],
+  ["PUT", "/execute"],
+];
 
 Deno.test("Host: a loopback bind answers only loopback names and --allowed-host", async (t) => {
   await using server = await startServer(["--allowed-host", "dag.internal"]);
@@ -50,9 +52,26 @@ Deno.test("Host: a loopback bind answers only loopback names and --allowed-host"
     await t.step(`refused: ${host}`, async () => {
       const response = await rawRequest(server.at("/health"), "GET", { Host: host });
       assert.equal(response.status, 403);
-      const body = rawProblem(response);
+      const body = assertRawProblem(response, 403);
       assert.equal(body.type, `${PROBLEMS}forbidden-host`);
-      assert.match(body.detail, /--allowed-host/);
+      assert.match(String(body.detail), /--allowed-host/);
+    });
+  }
+  for (const [method, path] of ROUTES) {
+    await t.step(`refused: rebind.example ${method} ${path}`, async () => {
+      const response = await rawRequest(
+        server.at(path),
+        method,
+        {
+          Host: "rebind.example",
+          "Content-Type": "application/x-www-form-urlencoded",
+          Accept: "text/event-stream",
+        },
+        method === "POST" ? new TextEncoder().encode(JSON.stringify(echoDag(1))) : undefined,
+      );
+      const body = assertRawProblem(response, 403);
+      assert.equal(body.type, `${PROBLEMS}forbidden-host`);
+      assert.equal(response.headers.get("access-control-allow-origin"), undefined);
     });
   }
   await t.step("refused before any work: a rebound POST starts no run", async () => {
@@ -97,21 +116,8 @@ Deno.test("Host: a non-loopback bind checks Host only when --allowed-host is giv
 Deno.test("Origin: foreign origins get 403 on every route and method, before any work", async (t) => {
   await using server = await startServer();
   const own = new URL(server.url).origin;
-  const cases: [string, string][] = [
-    ["POST", "/execute"],
-    ["POST", "/runs"],
-    ["GET", "/runs"],
-    ["GET", "/runs/x"],
-    ["DELETE", "/runs/x"],
-    ["GET", "/runs/x/events"],
-    ["GET", "/tools"],
-    ["GET", "/health"],
-    ["OPTIONS", "/execute"],
-    ["GET", "/nope"],
-    ["PUT", "/execute"],
-  ];
   for (const origin of ["https://evil.example", "null", "http://localhost:1"]) {
-    for (const [method, path] of cases) {
+    for (const [method, path] of ROUTES) {
       await t.step(`${origin} ${method} ${path}`, async () => {
         const response = await fetch(server.at(path), {
           method,
@@ -131,6 +137,21 @@ Deno.test("Origin: foreign origins get 403 on every route and method, before any
   await t.step("no run was started by any of them", async () => {
     assert.equal(await runCount(server), 0);
   });
+  await t.step("a foreign DELETE of a live run is refused and cancels nothing", async () => {
+    const runId = await startRun(server, holdDag());
+    const response = await fetch(server.at(`/runs/${runId}`), {
+      method: "DELETE",
+      headers: { Origin: "https://evil.example" },
+    });
+    const body = await assertProblem(response, 403);
+    assert.equal(body.type, `${PROBLEMS}forbidden-origin`);
+    const state = await fetch(server.at(`/runs/${runId}`));
+    assert.equal(state.status, 200);
+    assert.equal((await state.json()).status, "running", "the run goes on");
+    const cancelled = await fetch(server.at(`/runs/${runId}`), { method: "DELETE" });
+    assert.equal(cancelled.status, 202);
+    await cancelled.body?.cancel();
+  });
   await t.step("the server's own origin and no Origin at all are served", async () => {
     const same = await postDag(server.at("/execute"), echoDag(1), "application/json", {
       Origin: own,
@@ -140,7 +161,7 @@ Deno.test("Origin: foreign origins get 403 on every route and method, before any
     const none = await postDag(server.at("/execute"), echoDag(1), "application/json");
     assert.equal(none.status, 200);
     await none.body?.cancel();
-    assert.equal(await runCount(server), 2);
+    assert.equal(await runCount(server), 3, "the held run and these two");
   });
 });
 
@@ -170,6 +191,11 @@ Deno.test("Origin: every --cors-origin is allowed and echoed; others are refused
     assert.match(response.headers.get("vary") ?? "", /Origin/);
     await response.body?.cancel();
   }
+  const own = await fetch(server.at("/health"), {
+    headers: { Origin: new URL(server.url).origin },
+  });
+  assert.equal(own.status, 200, "the server's own origin is still served");
+  await own.body?.cancel();
   const foreign = await fetch(server.at("/health"), { headers: { Origin: "https://c.example" } });
   await assertProblem(foreign, 403);
   assert.equal(foreign.headers.get("access-control-allow-origin"), null);
@@ -191,9 +217,9 @@ Deno.test("checks run in order: Host, then Origin, then token, then route and me
     Host: "rebind.example",
     Origin: "https://evil.example",
   });
-  assert.equal(rawProblem(everythingWrong).type, `${PROBLEMS}forbidden-host`);
+  assert.equal(assertRawProblem(everythingWrong, 403).type, `${PROBLEMS}forbidden-host`);
   const badOrigin = await rawRequest(server.at("/nope"), "PUT", { Origin: "https://evil.example" });
-  assert.equal(rawProblem(badOrigin).type, `${PROBLEMS}forbidden-origin`);
+  assert.equal(assertRawProblem(badOrigin, 403).type, `${PROBLEMS}forbidden-origin`);
   // With a token set, an unauthenticated request learns nothing of the routes.
   for (const [method, path] of [["GET", "/nope"], ["PUT", "/execute"], ["GET", "/runs/x"]]) {
     const response = await fetch(server.at(path), { method });
@@ -260,6 +286,11 @@ Deno.test("token: exit 2 with one line for an empty, blank or unsendable token",
     ["empty DAGSTREAM_TOKEN", [], { DAGSTREAM_TOKEN: "" }],
     ["a space", ["--token", "se cret"], {}],
     ["non-ASCII", ["--token", "s\u00e9cret"], {}],
+    ["'=' inside", ["--token", "ab=cd"], {}],
+    ["only '='", ["--token", "==="], {}],
+    ["a comma", ["--token", "tok,en"], {}],
+    ["a space in DAGSTREAM_TOKEN", [], { DAGSTREAM_TOKEN: "a b" }],
+    ["--token of blanks", ["--token", "  "], {}],
   ];
   for (const [name, flags, env] of cases) {
     await t.step(name, async () => {
@@ -287,7 +318,7 @@ Deno.test("a port already in use: one line and exit 2, no stack trace", async ()
 
 Deno.test("token: never in a log line, whatever the requests", async () => {
   const token = "Zq9-secret.token_~+/==";
-  const server = await startServer(["--token", token]);
+  await using server = await startServer(["--token", token]);
   const auth = { Authorization: `Bearer ${token}` };
   const run = await postDag(server.at("/runs"), holdDag(), undefined, auth);
   const { runId } = await run.json();

@@ -12,19 +12,12 @@ import {
   holdDag,
   postDag,
   rawRequest,
-  type ServerProcess,
+  startRun,
   startServer,
   waitForRunEnd,
 } from "./_server.ts";
 
 const SSE = "text/event-stream";
-
-/** Starts a detached run and returns its id. */
-async function startRun(server: ServerProcess, dag: unknown): Promise<string> {
-  const response = await postDag(server.at("/runs"), dag);
-  assert.equal(response.status, 202);
-  return (await response.json()).runId;
-}
 
 Deno.test("HEAD answers every GET route with the GET's status and headers, no body", async (t) => {
   await using server = await startServer();

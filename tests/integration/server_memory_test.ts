@@ -45,7 +45,8 @@ async function status(server: ServerProcess, runId: string): Promise<number> {
   return response.status;
 }
 
-async function startRun(server: ServerProcess, dag: unknown): Promise<Response> {
+/** POSTs `dag` to `/runs` and returns the answer, whatever its status. */
+async function postRun(server: ServerProcess, dag: unknown): Promise<Response> {
   return await postDag(server.at("/runs"), dag, JSON_TYPE);
 }
 
@@ -56,7 +57,7 @@ Deno.test("--max-log-bytes-total: finished runs are forgotten first, oldest firs
   // Three finished runs of about 50 KB of events each.
   const finished: string[] = [];
   for (let i = 0; i < 3; i++) {
-    const response = await startRun(server, {
+    const response = await postRun(server, {
       tasks: [{ id: "e", tool: "mock:echo", arguments: { s: payload } }],
     });
     assert.equal(response.status, 202);
@@ -71,7 +72,7 @@ Deno.test("--max-log-bytes-total: finished runs are forgotten first, oldest firs
   const forgottenAfterEach: number[] = [];
   let refused: Response | undefined;
   for (let i = 0; i < 20 && refused === undefined; i++) {
-    const response = await startRun(server, {
+    const response = await postRun(server, {
       tasks: [
         { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 } },
         { id: "e", tool: "mock:echo", arguments: { s: payload } },
@@ -123,7 +124,7 @@ Deno.test("--max-log-bytes-total: finished runs are forgotten first, oldest firs
   assert.equal(deleted.status, 202);
   await deleted.body?.cancel();
   assert.equal((await waitForRunEnd(server, active[0])).status, "cancelled");
-  const accepted = await startRun(server, echoDag(1));
+  const accepted = await postRun(server, echoDag(1));
   assert.equal(accepted.status, 202);
   const { runId } = await accepted.json();
   assert.equal((await waitForRunEnd(server, runId)).status, "succeeded");
@@ -131,7 +132,7 @@ Deno.test("--max-log-bytes-total: finished runs are forgotten first, oldest firs
 
 Deno.test("--max-watchers 2: the third stream gets 503 and starts no run; a closed stream frees its place", async () => {
   await using server = await startServer(["--max-watchers", "2"]);
-  const held = await startRun(server, holdDag(600_000));
+  const held = await postRun(server, holdDag(600_000));
   assert.equal(held.status, 202);
   const { runId } = await held.json();
   const watch = () => fetch(server.at(`/runs/${runId}/events`), { headers: { Accept: SSE } });

@@ -12,8 +12,8 @@ import {
   echoDag,
   holdDag,
   postDag,
-  type ServerProcess,
   startGatedServer,
+  startRun,
   startServer,
   waitForRunEnd,
 } from "./_server.ts";
@@ -29,13 +29,6 @@ interface Received {
   id: number | undefined;
   type: string;
   data: Data;
-}
-
-/** Starts a detached run and returns its id. */
-async function startRun(server: ServerProcess, dag: DAGStructure): Promise<string> {
-  const response = await postDag(server.at("/runs"), dag);
-  assert.equal(response.status, 202);
-  return (await response.json()).runId;
 }
 
 /**

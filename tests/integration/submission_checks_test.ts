@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { readSSEEvents } from "../../src/sse/client.ts";
-import { assertProblem, postDag, startServer } from "./_server.ts";
+import { assertProblem, postDag, runCount, startServer } from "./_server.ts";
 
 const SSE = "text/event-stream";
 
@@ -15,9 +15,6 @@ type Data = Record<string, unknown>;
 
 Deno.test("submission checks of the bundled server", async (t) => {
   await using server = await startServer();
-  const runCount = async () =>
-    ((await (await fetch(server.at("/runs"))).json()).runs as unknown[]).length;
-
   await t.step("$OUTPUT[x] naming a task not in the DAG → 422 at the argument's path", async () => {
     const dag = {
       tasks: [
@@ -44,7 +41,7 @@ Deno.test("submission checks of the bundled server", async (t) => {
         },
       ], `${path} ${accept ?? "json"}`);
     }
-    assert.equal(await runCount(), 0, "nothing ran");
+    assert.equal(await runCount(server), 0, "nothing ran");
   });
 
   await t.step(
@@ -78,7 +75,7 @@ Deno.test("submission checks of the bundled server", async (t) => {
         { path: "tasks[0].arguments.ms", message: "must be integer (got a string)" },
         { path: "tasks[1].arguments.message", message: "must be string (got 3)" },
       ]);
-      assert.equal(await runCount(), 0, "nothing ran");
+      assert.equal(await runCount(server), 0, "nothing ran");
     },
   );
 

@@ -124,22 +124,47 @@ Deno.test("problem types: docs/PROTOCOL.md documents each one at the anchor its 
   assert.deepEqual(documented, listed, "no section for a type the server does not produce");
 });
 
+/** The title and status each problem type must have, written out here, not read from the table. */
+const EXPECTED_PROBLEMS: Record<string, { title: string; status: number }> = {
+  "bad-request": { title: "Bad Request", status: 400 },
+  "unauthorized": { title: "Unauthorized", status: 401 },
+  "forbidden-host": { title: "Forbidden", status: 403 },
+  "forbidden-origin": { title: "Forbidden", status: 403 },
+  "not-found": { title: "Not Found", status: 404 },
+  "method-not-allowed": { title: "Method Not Allowed", status: 405 },
+  "not-acceptable": { title: "Not Acceptable", status: 406 },
+  "conflict": { title: "Conflict", status: 409 },
+  "content-too-large": { title: "Content Too Large", status: 413 },
+  "unsupported-media-type": { title: "Unsupported Media Type", status: 415 },
+  "unprocessable-content": { title: "Unprocessable Content", status: 422 },
+  "internal-server-error": { title: "Internal Server Error", status: 500 },
+  "service-unavailable": { title: "Service Unavailable", status: 503 },
+};
+
 Deno.test("problemResponse: each status gets its default type; each slug its own", async () => {
+  assert.deepEqual(
+    PROBLEM_TYPES.map((t) => t.slug as string).sort(),
+    Object.keys(EXPECTED_PROBLEMS).sort(),
+    "the problem types are exactly the expected ones",
+  );
   for (const type of PROBLEM_TYPES) {
-    const chosen = problemResponse(type.status, "detail", { type: type.slug });
-    assert.equal(chosen.status, type.status);
+    const expected = EXPECTED_PROBLEMS[type.slug];
+    assert.equal(type.status, expected.status, `status of ${type.slug}`);
+    const expectedType = `${PROBLEM_TYPE_BASE}${type.slug}`;
+    const chosen = problemResponse(expected.status, "detail", { type: type.slug });
+    assert.equal(chosen.status, expected.status);
     assert.equal(chosen.headers.get("content-type"), "application/problem+json");
     assert.deepEqual(await chosen.json(), {
-      type: `${PROBLEM_TYPE_BASE}${type.slug}`,
-      title: type.title,
-      status: type.status,
+      type: expectedType,
+      title: expected.title,
+      status: expected.status,
       detail: "detail",
     });
-    assert.equal(problemTypeUri(type.slug), `${PROBLEM_TYPE_BASE}${type.slug}`);
+    assert.equal(problemTypeUri(type.slug), expectedType);
     if (type.isDefault) {
-      const body = await problemResponse(type.status, "detail").json();
-      assert.equal(body.type, `${PROBLEM_TYPE_BASE}${type.slug}`, `default of ${type.status}`);
-      assert.equal(body.title, type.title);
+      const body = await problemResponse(expected.status, "detail").json();
+      assert.equal(body.type, expectedType, `default of ${expected.status}`);
+      assert.equal(body.title, expected.title);
     }
   }
 });

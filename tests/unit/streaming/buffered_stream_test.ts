@@ -11,6 +11,7 @@ import {
   ids,
   promiseState,
 } from "./_helpers.ts";
+import { turns, until } from "../dag/_helpers.ts";
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
@@ -102,17 +103,22 @@ Deno.test("BufferedEventStream: no onFlush when nothing was written; each batch 
 
   const sink2 = new EventSink();
   const batches: SSEEvent[][] = [];
+  const batchIds: string[][] = [];
   const buffer = new BufferedEventStream(sink2.stream.getWriter(), {
     maxBufferSize: 2,
     onFlush: (events) => {
       batches.push(events);
+      batchIds.push(ids(events)); // before the callback empties its array
       events.length = 0; // the callback owns its array
     },
   });
   for (const n of range(0, 5)) await buffer.write(ev(n));
   await buffer.close();
   assert.equal(batches.length, 3);
+  assert.deepEqual(batchIds, [["e0", "e1"], ["e2", "e3"], ["e4"]]);
   assert.notEqual(batches[0], batches[1]);
+  assert.notEqual(batches[1], batches[2]);
+  assert.notEqual(batches[0], batches[2]);
   assert.deepEqual(ids(sink2.events), range(0, 5).map((n) => `e${n}`), "downstream unaffected");
 });
 
@@ -226,7 +232,9 @@ Deno.test("BufferedEventStream: onBackpressure fires once per fill-up, and again
   assert.deepEqual(full, [2], "one call per fill-up, not per blocked write");
   gates[0].resolve();
   await Promise.all(first);
-  await microtasks();
+  await until(() => calls === 5, "e4 reaches the downstream");
+  await turns(5);
+  assert.equal(calls, 5, "nothing more is written while e4 is stuck");
   // e4 is stuck downstream now; e5 may be held: fill up again.
   const second = range(6, 10).map((n) => buffer.write(ev(n)));
   assert.deepEqual(full, [2, 2]);
@@ -238,16 +246,20 @@ Deno.test("BufferedEventStream: onBackpressure fires once per fill-up, and again
 
 Deno.test("BufferedEventStream: onBackpressure and onFlush are not called when neither bound is reached", async () => {
   const sink = new EventSink();
-  let told = false;
+  let backpressureCalls = 0;
+  const flushed: string[][] = [];
   const buffer = new BufferedEventStream(sink.stream.getWriter(), {
-    onBackpressure: () => told = true,
-    onFlush: () => told = true,
+    onBackpressure: () => backpressureCalls++,
+    onFlush: (events) => flushed.push(ids(events)),
   });
   for (const n of range(0, 100)) await buffer.write(ev(n));
-  assert.equal(told, false, "100 events, maxBufferSize 1000: no batch, and never full");
+  assert.equal(flushed.length, 0, "100 events, maxBufferSize 1000: no batch");
+  assert.equal(backpressureCalls, 0, "100 events, maxBufferSize 1000: never full");
   assert.equal(buffer.held, 100);
   await buffer.close();
-  assert.equal(told, true, "close hands onFlush the 100");
+  assert.equal(flushed.length, 1, "close calls onFlush once");
+  assert.deepEqual(flushed[0], range(0, 100).map((n) => `e${n}`), "close hands onFlush the 100");
+  assert.equal(backpressureCalls, 0, "closing does not report backpressure");
   assert.deepEqual(ids(sink.events), range(0, 100).map((n) => `e${n}`));
   assert.ok(sink.closed);
 });
@@ -407,7 +419,8 @@ Deno.test("BufferedEventStream via StreamingExecutor: maxBufferSize 10, 20 tasks
     },
   );
   await sink.writeWaiting();
-  await microtasks();
+  await until(() => tools.calls.length >= 11, "the tools that run before the buffer is full");
+  await turns(5);
   // The client is stuck on the first event: the buffer filled up and held
   // the run back (a task runs only once its task_start was accepted).
   assert.deepEqual(full, [10]);

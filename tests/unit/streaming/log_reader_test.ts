@@ -18,6 +18,7 @@ import { type LoggedRun, LogReader, runEventStream } from "../../../src/sse/log-
 import { RunLog } from "../../../src/sse/run-log.ts";
 import { encodeSSEEvent } from "../../../src/sse/frame.ts";
 import { assertRunOrder, GatedTools, promiseState, tick } from "./_helpers.ts";
+import { turns, until } from "../dag/_helpers.ts";
 
 const TS = "2025-01-01T00:00:00.000Z";
 
@@ -266,7 +267,8 @@ Deno.test("handleSSERequest: a chain of large outputs holds at 1 MiB unread, and
     heartbeatMs: 0,
     maxBufferSize: 1000,
   });
-  for (let i = 0; i < 5; i++) await tick();
+  await until(() => gated.calls.length >= 18, "the run holds with 1 MiB unread");
+  await turns(5); // and stays held
   // About 60 KB per task_complete: the run holds once more than 1 MiB waits
   // for the client, which the 18th task's output brings it to.
   assert.equal(gated.calls.length, 18, "tools that ran with no reader");
