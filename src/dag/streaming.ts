@@ -50,9 +50,10 @@ export class StreamingExecutor extends ParallelExecutor {
    * API): {@linkcode StreamingExecutor.executeWithEventSink} with a bounded
    * {@linkcode BufferedEventStream} as its sink, configured by
    * `bufferConfig` (`maxBufferSize`, `onFlush`, `onBackpressure`); the
-   * stream's writer is closed at the end in every case. On a critical failure (invalid DAG, cycle, a downstream
-   * that fails) an `error` event is written if the stream still takes it,
-   * and the returned promise rejects.
+   * stream's writer is closed at the end in every case. On a critical
+   * failure (invalid DAG, cycle, a downstream that fails) an `error` event
+   * is written if the stream still takes it, and the returned promise
+   * rejects.
    *
    * @throws {DAGValidationError} for invalid input, after its `error` event
    */
