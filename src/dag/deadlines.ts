@@ -1,40 +1,22 @@
 /**
  * Per-task timeouts with one timer per run. Every task of a run gets the same
- * timeout, so deadlines expire in the order tasks started: a FIFO queue whose
- * head holds the single armed timer replaces a timer per task (creating a
- * timer costs microseconds; a queue entry almost nothing).
+ * timeout, so deadlines expire in the order tasks started: a FIFO of task
+ * indices whose head holds the single armed timer replaces a timer per task
+ * (creating a timer costs microseconds; a queue slot almost nothing), and a
+ * task's deadline is a number in an array, not an object.
  *
  * @module
  */
 
 import { Queue } from "./queue.ts";
 
-/**
- * One task's place in the queue.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { DeadlineQueue } from "./deadlines.ts";
- * const queue = new DeadlineQueue(60_000, () => {});
- * const deadline = queue.add(3);
- * assert.equal(deadline.index, 3);
- * assert.equal(deadline.done, false);
- * queue.settle(deadline);
- * assert.equal(deadline.done, true);
- * ```
- */
-export interface Deadline {
-  /** When the task times out, in `performance.now()` milliseconds. */
-  readonly at: number;
-  /** The task index handed to the queue's `onExpire`. */
-  readonly index: number;
-  /** Set once the task has ended or expired; the entry is then ignored. */
-  done: boolean;
-}
+/** `deadlineOf` value of a task with no pending deadline. */
+const NONE = -1;
 
 /**
- * A FIFO of deadlines that all share one timeout, served by one timer.
+ * A FIFO of task deadlines that all share one timeout, served by one timer.
+ * Times are `performance.now()` milliseconds, read by the caller (which
+ * needs the start time anyway) and handed to {@linkcode add}.
  *
  * @example
  * ```ts
@@ -42,14 +24,16 @@ export interface Deadline {
  * import { DeadlineQueue } from "./deadlines.ts";
  * const expired: number[] = [];
  * const { promise, resolve } = Promise.withResolvers<void>();
- * const queue = new DeadlineQueue(0, (index) => {
+ * const queue = new DeadlineQueue(3, 0, (index) => {
  *   expired.push(index);
  *   if (expired.length === 2) resolve();
  * });
- * queue.add(0);
- * const met = queue.add(1);
- * queue.add(2);
- * queue.settle(met); // task 1 ended in time
+ * const now = performance.now();
+ * queue.add(0, now);
+ * queue.add(1, now);
+ * queue.add(2, now);
+ * queue.settle(1); // task 1 ended in time
+ * assert.equal(queue.pending(1), false);
  * await promise; // one timer fires for both others
  * assert.deepEqual(expired, [0, 2]);
  * queue.dispose();
@@ -58,45 +42,53 @@ export interface Deadline {
 export class DeadlineQueue {
   readonly #timeoutMs: number;
   readonly #onExpire: (index: number) => void;
-  /** Deadlines in the order they were added, which is the order they expire in. */
-  readonly #entries = new Queue<Deadline>();
+  /** Each task's deadline, or {@linkcode NONE}. */
+  readonly #deadlineOf: Float64Array;
+  /** Task indices in the order they were added, which is the order they expire in. */
+  readonly #order = new Queue<number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Creates an empty queue; no timer runs until a deadline is added.
    *
-   * @param timeoutMs how long after {@linkcode add} each deadline expires
-   * @param onExpire called with the entry's index when a deadline passes unsettled
+   * @param size number of tasks (indices 0 to size - 1)
+   * @param timeoutMs how long after its start each deadline expires
+   * @param onExpire called with the task's index when its deadline passes unsettled
    */
-  constructor(timeoutMs: number, onExpire: (index: number) => void) {
+  constructor(size: number, timeoutMs: number, onExpire: (index: number) => void) {
     this.#timeoutMs = timeoutMs;
     this.#onExpire = onExpire;
+    this.#deadlineOf = new Float64Array(size).fill(NONE);
   }
 
-  /** Starts the deadline of task `index`. */
-  add(index: number): Deadline {
-    const entry: Deadline = { at: performance.now() + this.#timeoutMs, index, done: false };
-    this.#entries.push(entry);
-    if (this.#timer === undefined) this.#arm(entry.at);
-    return entry;
+  /** Starts the deadline of task `index`, which started at `startedAt`. */
+  add(index: number, startedAt: number): void {
+    const at = startedAt + this.#timeoutMs;
+    this.#deadlineOf[index] = at;
+    this.#order.push(index);
+    if (this.#timer === undefined) this.#arm(at);
   }
 
-  /** Marks a deadline as met; the timer stops once no deadline is pending. */
-  settle(entry: Deadline): void {
-    entry.done = true;
-    this.#dropSettledHead();
-    if (this.#entries.empty) this.#disarm();
+  /** Whether task `index` has a deadline that has neither been met nor expired. */
+  pending(index: number): boolean {
+    return this.#deadlineOf[index] !== NONE;
+  }
+
+  /** Marks task `index`'s deadline as met; the timer stops once no deadline is pending. */
+  settle(index: number): void {
+    if (this.#deadlineOf[index] === NONE) return;
+    this.#deadlineOf[index] = NONE;
+    const order = this.#order;
+    const deadlineOf = this.#deadlineOf;
+    while (!order.empty && deadlineOf[order.peek()!] === NONE) order.shift();
+    if (order.empty) this.#disarm();
   }
 
   /** Stops the timer and forgets every deadline. */
   dispose(): void {
     this.#disarm();
-    this.#entries.clear();
-  }
-
-  #dropSettledHead(): void {
-    const entries = this.#entries;
-    while (entries.peek()?.done) entries.shift();
+    this.#order.clear();
+    this.#deadlineOf.fill(NONE);
   }
 
   #arm(at: number): void {
@@ -111,18 +103,22 @@ export class DeadlineQueue {
   #fire = (): void => {
     this.#timer = undefined;
     const now = performance.now();
-    const entries = this.#entries;
+    const order = this.#order;
+    const deadlineOf = this.#deadlineOf;
     const expired: number[] = [];
-    for (let entry = entries.peek(); entry !== undefined; entry = entries.peek()) {
-      if (!entry.done) {
-        if (entry.at > now) break;
-        entry.done = true;
-        expired.push(entry.index);
+    while (!order.empty) {
+      const index = order.peek()!;
+      const at = deadlineOf[index];
+      if (at !== NONE) {
+        if (at > now) {
+          this.#arm(at);
+          break;
+        }
+        deadlineOf[index] = NONE;
+        expired.push(index);
       }
-      entries.shift();
+      order.shift();
     }
-    const next = entries.peek();
-    if (next !== undefined) this.#arm(next.at);
     for (const index of expired) this.#onExpire(index);
   };
 }

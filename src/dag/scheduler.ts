@@ -13,7 +13,7 @@
 import type { PreparedDAG } from "./validate.ts";
 import type { SchedulingMode, TaskResult, ToolProgress } from "./types.ts";
 import { MinIndexHeap } from "./min-index-heap.ts";
-import { type Deadline, DeadlineQueue } from "./deadlines.ts";
+import { DeadlineQueue } from "./deadlines.ts";
 import { describeError } from "./errors.ts";
 
 /** Observers of a run; a returned promise holds the run back until it settles. */
@@ -37,8 +37,21 @@ export interface ScheduleOptions {
   maxConcurrency: number;
   /** Milliseconds before a running task is failed and its signal aborted. */
   taskTimeout: number;
-  /** Runs one task; must resolve (never reject) with its result. */
-  runTask(index: number, signal: AbortSignal): Promise<TaskResult>;
+  /**
+   * Starts one task. It reports the task's result through `end` (only the
+   * first report counts, and none after the scheduler ended the task on a
+   * timeout or cancellation); `startedAt` is when it started, in
+   * `performance.now()` milliseconds, for its `executionTimeMs`. `endedAt`,
+   * when given, is the `performance.now()` reading the result was timed
+   * with: tasks the end releases start at that time, with no clock read of
+   * their own. Throwing fails the task.
+   */
+  runTask(
+    index: number,
+    signal: AbortSignal,
+    startedAt: number,
+    end: (index: number, result: TaskResult, endedAt?: number) => void,
+  ): void;
   /** Called once per task with its final result, before its dependents start. */
   onSettle?(index: number, result: TaskResult): void;
   /** Cancels the whole run. */
@@ -71,13 +84,16 @@ export interface ScheduleOptions {
  *   scheduling: "eager",
  *   maxConcurrency: 1,
  *   taskTimeout: 30_000,
- *   runTask(i) {
+ *   runTask(i, _signal, _startedAt, end) {
  *     const taskId = dag.tasks[i].id;
  *     started.push(taskId);
- *     return Promise.resolve(
- *       taskId === "a"
- *         ? { taskId, status: "error", error: "boom", executionTimeMs: 0 }
- *         : { taskId, status: "success", output: taskId, executionTimeMs: 0 },
+ *     queueMicrotask(() =>
+ *       end(
+ *         i,
+ *         taskId === "a"
+ *           ? { taskId, status: "error", error: "boom", executionTimeMs: 0 }
+ *           : { taskId, status: "success", output: taskId, executionTimeMs: 0 },
+ *       )
  *     );
  *   },
  * });
@@ -101,7 +117,7 @@ class Schedule {
   readonly #state: Uint8Array;
   readonly #remaining: Int32Array;
   readonly #controllers: (AbortController | undefined)[];
-  readonly #deadlineOf: (Deadline | undefined)[];
+  readonly #startedAt: Float64Array;
   readonly #ready = new MinIndexHeap();
   readonly #deadlines: DeadlineQueue;
   #hooks: RunHooks | undefined;
@@ -113,6 +129,12 @@ class Schedule {
   #abortReason: DOMException | undefined;
   #hookFailure: { error: unknown } | undefined;
   #finished = false;
+  /**
+   * A `performance.now()` reading that is still the time, or -1: set when a
+   * task ends with its end time, cleared before any tool or hook runs and
+   * when that synchronous step returns.
+   */
+  #clock = -1;
   #resolve!: (results: TaskResult[]) => void;
   #reject!: (error: unknown) => void;
 
@@ -125,8 +147,8 @@ class Schedule {
     this.#state = new Uint8Array(this.#size);
     this.#remaining = new Int32Array(this.#size);
     this.#controllers = new Array(this.#size);
-    this.#deadlineOf = new Array(this.#size);
-    this.#deadlines = new DeadlineQueue(options.taskTimeout, this.#onTimeout);
+    this.#startedAt = new Float64Array(this.#size);
+    this.#deadlines = new DeadlineQueue(this.#size, options.taskTimeout, this.#onTimeout);
   }
 
   run(): Promise<TaskResult[]> {
@@ -176,27 +198,39 @@ class Schedule {
     }
     const controller = new AbortController();
     this.#controllers[i] = controller;
-    this.#deadlineOf[i] = this.#deadlines.add(i);
-    let running: Promise<TaskResult>;
+    // The start time is also the deadline's; a reading taken since the last
+    // call into a tool or hook is shared (a task ended, releasing this one).
+    const startedAt = this.#clock >= 0 ? this.#clock : performance.now();
+    this.#startedAt[i] = startedAt;
+    this.#deadlines.add(i, startedAt);
+    this.#clock = -1; // the tool runs now: later starts read the clock again
     try {
-      running = this.#options.runTask(i, controller.signal);
+      this.#options.runTask(i, controller.signal, startedAt, this.#endTask);
     } catch (error) {
-      running = Promise.reject(error);
+      // Ended later, as a result would be: never inside the loop that starts tasks.
+      const result: TaskResult = {
+        taskId: this.#dag.tasks[i].id,
+        status: "error",
+        error: describeError(error),
+        executionTimeMs: performance.now() - startedAt,
+      };
+      queueMicrotask(() => this.#end(i, result));
     }
-    // runTask must not reject, but an overridden executeTask may: that fails
-    // the task instead of leaving an unhandled rejection and a stuck task.
-    running.then((result) => this.#end(i, result), (error) => this.#fail(i, error));
   }
 
-  #fail(i: number, error: unknown): void {
-    const deadline = this.#deadlineOf[i];
-    this.#end(i, {
-      taskId: this.#dag.tasks[i].id,
-      status: "error",
-      error: describeError(error),
-      executionTimeMs: deadline ? performance.now() - (deadline.at - this.#options.taskTimeout) : 0,
-    });
-  }
+  #endTask = (i: number, result: TaskResult, endedAt?: number): void => {
+    if (endedAt === undefined) {
+      this.#end(i, result);
+      return;
+    }
+    // Valid only until this synchronous step returns or calls into a tool or hook.
+    this.#clock = endedAt;
+    try {
+      this.#end(i, result);
+    } finally {
+      this.#clock = -1;
+    }
+  };
 
   #onTimeout = (i: number): void => {
     const message = `task "${
@@ -222,11 +256,7 @@ class Schedule {
   #end(i: number, result: TaskResult): void {
     if (this.#state[i] !== STARTED) return;
     this.#state[i] = SETTLED;
-    const deadline = this.#deadlineOf[i];
-    if (deadline !== undefined) {
-      this.#deadlines.settle(deadline);
-      this.#deadlineOf[i] = undefined;
-    }
+    this.#deadlines.settle(i);
     this.#controllers[i] = undefined;
     this.#results[i] = result;
     this.#options.onSettle?.(i, result);
@@ -323,10 +353,8 @@ class Schedule {
     this.#abortReason = error;
     this.#ready.clear();
     const now = performance.now();
-    const timeout = this.#options.taskTimeout;
     for (let i = 0; i < this.#size; i++) {
-      const deadline = this.#deadlineOf[i];
-      if (deadline !== undefined) this.#interrupt(i, error, now - (deadline.at - timeout));
+      if (this.#deadlines.pending(i)) this.#interrupt(i, error, now - this.#startedAt[i]);
     }
     this.#settleAllPending(error.message);
   }
@@ -340,6 +368,7 @@ class Schedule {
   #emitStart(i: number): Promise<void> | void {
     const hooks = this.#hooks;
     if (hooks === undefined) return;
+    this.#clock = -1;
     try {
       const p = hooks.onTaskStart(i);
       if (p) return p.catch(this.#onHookFailure);
@@ -351,6 +380,7 @@ class Schedule {
   #emitComplete(i: number, result: TaskResult): Promise<void> | void {
     const hooks = this.#hooks;
     if (hooks === undefined) return;
+    this.#clock = -1;
     try {
       const p = hooks.onTaskComplete(i, result);
       if (p) return p.catch(this.#onHookFailure);

@@ -11,7 +11,8 @@ import type { Task } from "./types.ts";
 import { locateOutputReferences, MAX_ARGUMENT_DEPTH, scanArguments } from "./arguments.ts";
 import { buildGraph, findCycle, type TaskGraph, topologicalLayers } from "./graph.ts";
 import { DEFAULT_MAX_TASKS } from "./defaults.ts";
-import { formatPath, type ValidationIssue, zodIssues } from "./issues.ts";
+import { formatPath, type ValidationIssue } from "./issues.ts";
+import { dagSchema, readTaskShapes, type ShapedTask } from "./shape.ts";
 
 export type { ValidationIssue } from "./issues.ts";
 
@@ -89,18 +90,6 @@ export type ValidationResult =
   | { ok: true; dag: PreparedDAG }
   | { ok: false; issues: ValidationIssue[] };
 
-const nonEmpty = z.string().min(1, "must not be empty");
-
-const taskSchema = z.strictObject({
-  id: nonEmpty,
-  tool: nonEmpty,
-  arguments: z.record(z.string(), z.unknown()).optional(),
-  dependsOn: z.array(nonEmpty).optional(),
-  depends_on: z.array(nonEmpty).optional(),
-});
-
-const dagSchema = z.object({ tasks: z.array(taskSchema) });
-
 /**
  * JSON Schema (draft 2020-12) of the DAG input format.
  *
@@ -159,21 +148,10 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
       message: `too many tasks: ${raw.length} (at most ${maxTasks})`,
     }]);
   }
-  const issues: ValidationIssue[] = [];
-  const parsed = parseWithin(dagSchema, input);
-  if (parsed === undefined) return fail(tooManyProblems(raw));
-  let entries: (ParsedTask | undefined)[];
-  if (parsed.success) entries = parsed.data.tasks;
-  else {
-    for (const issue of zodIssues(parsed.error)) issues.push(issue);
-    if (!Array.isArray(raw)) return fail(issues);
-    // Every problem at once: the rules below still apply to the well-formed
-    // tasks (and the ids of the others still count as known ids).
-    entries = raw.map((t) => {
-      const r = taskSchema.safeParse(t);
-      return r.success ? r.data : undefined;
-    });
-  }
+  const shapes = readTaskShapes(input);
+  const issues = shapes.issues;
+  if (!("tasks" in shapes)) return fail(issues);
+  const entries = shapes.tasks;
 
   const tasks: Task[] = new Array(entries.length);
   const fields: string[] = new Array(entries.length);
@@ -188,7 +166,7 @@ export function validateDAG(input: unknown, options: ValidateOptions = {}): Vali
       const task = normaliseTask(entry, i, issues);
       // zod copies a record key by key, and a `"__proto__"` key (an own
       // property in parsed JSON) would become the copy's prototype: keep the
-      // input's own object, which zod found to be a plain record.
+      // input's own object, which was found to be a plain record.
       const own = (raw as { arguments?: unknown }[])[i]?.arguments;
       if (task.arguments !== undefined && typeof own === "object" && own !== null) {
         task.arguments = own as Record<string, unknown>;
@@ -329,10 +307,8 @@ function fail(issues: ValidationIssue[]): ValidationResult {
   return { ok: false, issues };
 }
 
-type ParsedTask = z.infer<typeof taskSchema>;
-
 /** Reads `depends_on` as `dependsOn`, in place (zod's output is a fresh object). */
-function normaliseTask(t: ParsedTask, i: number, issues: ValidationIssue[]): Task {
+function normaliseTask(t: ShapedTask, i: number, issues: ValidationIssue[]): Task {
   if (t.depends_on !== undefined) {
     if (t.dependsOn !== undefined) {
       issues.push({
@@ -343,35 +319,4 @@ function normaliseTask(t: ParsedTask, i: number, issues: ValidationIssue[]): Tas
     delete t.depends_on;
   }
   return t;
-}
-
-/**
- * `schema.safeParse(value)`, or undefined when zod ran out of stack: it
- * gathers nested issues with `push(...issues)`, so some 100,000 bad entries
- * in one list (a `dependsOn` of numbers fits in a 1 MiB body) throw a
- * RangeError instead of answering.
- */
-function parseWithin<T extends z.ZodType>(
-  schema: T,
-  value: unknown,
-): ReturnType<T["safeParse"]> | undefined {
-  try {
-    return schema.safeParse(value) as ReturnType<T["safeParse"]>;
-  } catch (error) {
-    if (error instanceof RangeError) return undefined;
-    throw error;
-  }
-}
-
-/** The issue of input with too many problems to list: it names the first malformed task. */
-function tooManyProblems(raw: unknown): ValidationIssue[] {
-  const message =
-    "too many problems to list (a list of that many malformed entries): fix them first";
-  if (Array.isArray(raw)) {
-    for (let i = 0; i < raw.length; i++) {
-      const parsed = parseWithin(taskSchema, raw[i]);
-      if (parsed === undefined || !parsed.success) return [{ path: `tasks[${i}]`, message }];
-    }
-  }
-  return [{ path: "tasks", message }];
 }

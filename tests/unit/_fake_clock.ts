@@ -100,6 +100,17 @@ export class FakeClock implements Disposable {
     return this.#now;
   }
 
+  /**
+   * Moves the clock `ms` forward at once, as synchronous work would take
+   * time: no timer fires, and none may fall due on the way.
+   */
+  spend(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`spend(${ms}): the clock only goes forward`);
+    const due = this.#first(this.#now + ms);
+    if (due !== undefined) throw new Error(`spend(${ms}) passes a timer: use advance()`);
+    this.#now += ms;
+  }
+
   /** Delays (ms) of the timers armed now, in the order they will fire. */
   get armed(): number[] {
     return this.#queue().map((timer) => timer.delay);

@@ -5,6 +5,7 @@ import {
   ParallelExecutor,
   type Task,
   type TaskResult,
+  type ToolExecutor,
 } from "../../../mod.ts";
 import { echoTool, GatedTools, until, wide } from "./_helpers.ts";
 import { FakeClock } from "../_fake_clock.ts";
@@ -88,6 +89,30 @@ Deno.test("results: a run that takes no time reports 0 ms throughout", async () 
   assert.deepEqual(result.results.map((r) => r.executionTimeMs), [0, 0, 0, 0, 0]);
   assert.equal(result.executionTimeMs, 0);
   assert.deepEqual(result.results[0].output, { tool: "echo", taskId: "t0", args: {} });
+});
+
+Deno.test("results: a tool's synchronous time counts for its own task, not the next one started", async () => {
+  using clock = new FakeClock();
+  const gate = Promise.withResolvers<void>();
+  const tool: ToolExecutor = (_tool, _args, { taskId }) => {
+    if (taskId === "a") return gate.promise.then(() => "a");
+    if (taskId === "b") clock.spend(50); // busy for 50 ms before it returns
+    return Promise.resolve(taskId);
+  };
+  const run = new ParallelExecutor(tool).execute({
+    tasks: [
+      { id: "a", tool: "t" },
+      { id: "b", tool: "t", dependsOn: ["a"] },
+      { id: "c", tool: "t", dependsOn: ["a"] },
+    ],
+  });
+  await clock.advance(5);
+  gate.resolve();
+  const result = await run;
+  // a ends at 5 and releases b and c, which start one after the other: b's
+  // 50 ms are its own, and c starts (and ends) at 55.
+  assert.deepEqual(result.results.map((r) => r.executionTimeMs), [5, 50, 0]);
+  assert.equal(result.executionTimeMs, 55);
 });
 
 Deno.test("results: an empty DAG gives an empty result", async () => {
