@@ -74,14 +74,17 @@ export class DeadlineQueue {
     return this.#deadlineOf[index] !== NONE;
   }
 
-  /** Marks task `index`'s deadline as met; the timer stops once no deadline is pending. */
+  /**
+   * Marks task `index`'s deadline as met. The timer stays armed until it
+   * fires (then only for a deadline still pending) or {@linkcode dispose}:
+   * runs whose tasks end quickly arm one timer, not one per wave of tasks.
+   */
   settle(index: number): void {
     if (this.#deadlineOf[index] === NONE) return;
     this.#deadlineOf[index] = NONE;
     const order = this.#order;
     const deadlineOf = this.#deadlineOf;
     while (!order.empty && deadlineOf[order.peek()!] === NONE) order.shift();
-    if (order.empty) this.#disarm();
   }
 
   /** Stops the timer and forgets every deadline. */

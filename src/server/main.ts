@@ -9,7 +9,7 @@
 import { describeError } from "../dag/errors.ts";
 import { createApp, type DagstreamApp } from "./app.ts";
 import { type CommandLine, parseCommandLine, redactSecrets, UsageError } from "./flags.ts";
-import { logToStderr, roundMs } from "./log.ts";
+import { flushLog, logToStderr, roundMs } from "./log.ts";
 import type { ManagedToolRegistry } from "../tools/registry.ts";
 import {
   denoServeCommand,
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
         error.pointAtHelp ? " (run with --help to see the flags)" : ""
       }`,
     );
-    Deno.exit(2);
+    exit(2);
   }
   if (commandLine.print !== undefined) {
     console.log(commandLine.print.trimEnd());
@@ -59,14 +59,14 @@ async function main(): Promise<void> {
     const began = performance.now();
     const deadline = setTimeout(() => {
       logToStderr({ msg: "shutdown deadline passed", deadlineMs: SHUTDOWN_DEADLINE_MS });
-      Deno.exit(0);
+      exit(0);
     }, SHUTDOWN_DEADLINE_MS);
     if (running.app !== undefined) await running.app.shutdown();
     else await running.mcp?.close(); // stopped while MCP servers were starting
     await running.server?.shutdown();
     clearTimeout(deadline);
     logToStderr({ msg: "shutdown complete", durationMs: roundMs(performance.now() - began) });
-    Deno.exit(0);
+    exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
       port: commandLine.port,
       onListen({ hostname, port }) {
         const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        flushLog(); // what happened while starting is on stderr before this line
         console.log(`Listening on http://${host}:${port}/`);
       },
     }, (request) => app.handle(request));
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
         `error: cannot listen on ${commandLine.host}:${commandLine.port}: ${describeError(error)}`,
       );
     }
-    Deno.exit(2);
+    exit(2);
   }
   await server.finished;
 }
@@ -121,7 +122,7 @@ async function startMcp(
 ): Promise<void> {
   const fail = (message: string): never => {
     console.error(`dagstream: ${message}`);
-    Deno.exit(2);
+    exit(2);
   };
   let config: McpConfig;
   try {
@@ -193,3 +194,9 @@ function missingPermissions(needed: McpPermissions): string[] {
 }
 
 if (import.meta.main) await main();
+
+/** Exits once the log is written: `Deno.exit` skips the "unload" event. */
+function exit(code: number): never {
+  flushLog();
+  Deno.exit(code);
+}

@@ -18,7 +18,7 @@
  */
 
 import { type PreparedDAG, validateDAG } from "../dag/validate.ts";
-import { invalidDag, problemResponse } from "../sse/problem.ts";
+import { invalidDag } from "../sse/problem.ts";
 import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
 import { refuseWithoutToken } from "./auth.ts";
 import { isPreflight } from "./cors.ts";

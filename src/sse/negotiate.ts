@@ -28,11 +28,27 @@ const OFFERED = ["application/json", "text/event-stream"];
 export function negotiateResponse(headers: Headers): ResponseKind | null {
   const accept = headers.get("accept");
   if (accept === null || accept.trim() === "") return "json";
+  const known = answers.get(accept);
+  if (known !== undefined) return known;
   const preferred = new Negotiator({ headers: { accept: withoutParameters(accept) } })
     .mediaType(OFFERED);
-  if (preferred === undefined) return null;
-  return preferred === "text/event-stream" ? "sse" : "json";
+  const kind = preferred === undefined ? null : preferred === "text/event-stream" ? "sse" : "json";
+  if (accept.length <= MAX_REMEMBERED_LENGTH) {
+    if (answers.size >= MAX_REMEMBERED) answers.clear();
+    answers.set(accept, kind);
+  }
+  return kind;
 }
+
+/**
+ * Answers for `Accept` values seen lately: clients send the same one again
+ * and again, and negotiating it costs more than the rest of the request's
+ * headers. Bounded (64 values of at most 256 characters, about 32 KiB):
+ * forgotten all at once when full.
+ */
+const answers = new Map<string, ResponseKind | null>();
+const MAX_REMEMBERED = 64;
+const MAX_REMEMBERED_LENGTH = 256;
 
 /**
  * Whether a route that answers only `text/event-stream` may answer this

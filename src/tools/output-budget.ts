@@ -64,39 +64,95 @@ export function measureJson(value: unknown, limit: number): JsonSize | "over" | 
     const json = typeof value === "string" ? value.length + 2 : 8;
     return json <= limit ? { json, memory: json + 16 } : "over";
   }
-  let json = 0;
-  let memory = 0;
-  // The objects on the path to the value being written (stringify walks depth first).
-  const path: unknown[] = [];
+  const count = new JsonCount(limit);
   try {
-    JSON.stringify(value, function (key, v) {
-      while (path.length > 0 && path[path.length - 1] !== this) path.pop();
-      // A member costs its key, quotes, colon and comma; an array item its comma.
-      if (Array.isArray(this)) {
-        json += 1;
-        memory += 8;
-      } else {
-        json += key.length + 4;
-        memory += key.length + 48;
-      }
-      if (typeof v === "string") {
-        json += v.length + 2;
-        memory += v.length + 16;
-      } else if (typeof v === "object" && v !== null) {
-        json += 2;
-        memory += 64;
-        if (path.push(v) > MAX_JSON_DEPTH) throw DEEP;
-      } else json += 5;
-      if (json > limit) throw OVER;
-      return v;
-    });
+    count.member("", value, 0);
   } catch (error) {
     if (error === OVER) return "over";
     if (error === DEEP) return "deep";
     return { json: 0, memory: 0 };
   }
-  return { json, memory };
+  return { json: count.json, memory: count.memory };
 }
+
+const CYCLE = Symbol("cycle");
+
+/**
+ * One count of {@linkcode measureJson}: a walk over what `JSON.stringify`
+ * would write (own enumerable keys, `toJSON` results, boxed primitives
+ * unwrapped), in plain JavaScript: a replacer function would cost a call
+ * from the engine into JavaScript for every value.
+ */
+class JsonCount {
+  json = 0;
+  memory = 0;
+  readonly #limit: number;
+  /** The objects on the path to the value being counted, outermost first. */
+  readonly #path: object[] = [];
+  /** Those of them at depth {@linkcode SHALLOW} and below. */
+  readonly #deepAncestors = new Set<object>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Counts a member (`key` in an object; an index in an array) and its value. */
+  member(key: string, value: unknown, inArray: number): void {
+    // A member costs its key, quotes, colon and comma; an array item its comma.
+    if (inArray === 1) {
+      this.json += 1;
+      this.memory += 8;
+    } else {
+      this.json += key.length + 4;
+      this.memory += key.length + 48;
+    }
+    this.#value(key, value);
+    if (this.json > this.#limit) throw OVER;
+  }
+
+  #value(key: string, v: unknown): void {
+    if (typeof v === "object" && v !== null) {
+      const toJSON = (v as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === "function") v = toJSON.call(v, key);
+      else if (v instanceof String || v instanceof Number || v instanceof Boolean) v = v.valueOf();
+    }
+    if (typeof v === "string") {
+      this.json += v.length + 2;
+      this.memory += v.length + 16;
+      return;
+    }
+    if (typeof v === "bigint") throw CYCLE; // not serialisable either: counts as 0
+    if (typeof v !== "object" || v === null) {
+      this.json += 5;
+      return;
+    }
+    this.json += 2;
+    this.memory += 64;
+    const path = this.#path;
+    const depth = path.length;
+    if (depth >= MAX_JSON_DEPTH) throw DEEP;
+    // A cycle: the value is one of its own ancestors. Near the top, where
+    // nearly all values are, the path is scanned; deeper ones are in a set.
+    for (let d = 0; d < depth && d < SHALLOW; d++) if (path[d] === v) throw CYCLE;
+    if (depth > SHALLOW && this.#deepAncestors.has(v)) throw CYCLE;
+    path.push(v);
+    if (depth >= SHALLOW) this.#deepAncestors.add(v);
+    if (this.json > this.#limit) throw OVER;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) this.member(String(i), v[i], 1);
+    } else {
+      const keys = Object.keys(v);
+      for (let k = 0; k < keys.length; k++) {
+        this.member(keys[k], (v as Record<string, unknown>)[keys[k]], 0);
+      }
+    }
+    path.pop();
+    if (depth >= SHALLOW) this.#deepAncestors.delete(v);
+  }
+}
+
+/** Ancestors scanned one by one; those deeper are looked up in a set. */
+const SHALLOW = 16;
 
 /** What {@linkcode withOutputBudget} returns. */
 export interface OutputBudget {

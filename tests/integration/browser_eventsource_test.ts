@@ -628,7 +628,9 @@ browserTest(
       [200, page.origin],
       [204, page.origin],
     ]);
-    // The server's log agrees (a fourth GET is this test's own replay, above).
+    // The server's log agrees (a fourth GET is this test's own replay, above;
+    // log lines are written in batches, so the test waits for its line).
+    await server.untilStderr(() => eventsStatuses(server, runId).length >= 4);
     assert.deepEqual(eventsStatuses(server, runId), [200, 200, 204, 200]);
     assertNoCorsError(report);
     assert.equal((await waitForRunEnd(server, runId)).status, "cancelled");
@@ -668,6 +670,10 @@ browserTest(
     ]);
     assertNoCorsError(report);
     assertOnlyAborted(report);
+    // Both requests are in the log (written in batches) before it is searched.
+    await server.untilStderr((log) =>
+      log.includes('"status":401') && log.includes('"status":200,') && log.includes("/events")
+    );
     assert.ok(!server.stderr().includes(token), "the token stays out of the server's log");
   },
 );

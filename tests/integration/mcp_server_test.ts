@@ -316,7 +316,7 @@ Deno.test("mcp gateway: a server killed mid-run fails its running tasks, then is
   assert.equal(completes.local.status, "success");
   assert.equal(all.at(-1)!.type, "execution_complete");
   assert.equal((await waitForRunEnd(server, runId)).status, "failed");
-  assert.match(server.stderr(), /"msg":"mcp server lost","server":"fx"/);
+  await server.untilStderr((log) => /"msg":"mcp server lost","server":"fx"/.test(log));
 
   // Reconnected (with backoff) for later runs: a new process serves them.
   await untilHealth(server, "fx", "up");
