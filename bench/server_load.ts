@@ -9,8 +9,10 @@
  *    DAG (`Accept: application/json`) for a fixed time and count answers
  *    checked as correct, per second. The bare server reads the same body
  *    and answers the very JSON dagstream gave for it. The two servers are
- *    measured alternately (bare, dagstream, dagstream, bare), half the time
- *    each, after a warm-up of each.
+ *    measured alternately, `--rounds` rounds (default 2: bare, dagstream,
+ *    dagstream, bare), each round giving each server `--duration` ÷
+ *    `--rounds` seconds, after a warm-up of each; the ratio of requests/s is
+ *    given over all rounds and per round (median, min–max).
  * 2. Concurrent streams: 1,000 SSE streams held open on the dagstream
  *    server, first as watchers of one run (`POST /runs`, then
  *    `GET /runs/<id>/events` × 1,000), then as 1,000 runs of their own
@@ -30,6 +32,12 @@
  * deno run -A bench/server_load.ts --skip-streams --profile-dir /tmp/prof   # CPU profiles of both servers
  * ```
  *
+ * `-A`: the script starts `Deno.execPath()` (an unrestricted `--allow-run`)
+ * and reads `/proc/<pid>/` files, which Deno allows only with all
+ * permissions. `--json` prints one JSON document (the figures, and the
+ * Markdown under `markdown`). `--profile-dir DIR` writes each server's CPU
+ * profiles into `DIR/<name>/`.
+ *
  * Both servers are stopped (SIGTERM) at the end, whatever happens.
  *
  * @module
@@ -37,6 +45,16 @@
 
 import { parseArgs } from "node:util";
 import { createParser } from "eventsource-parser";
+import {
+  cpuSeconds,
+  dagstreamServerArgs,
+  openFileLimit,
+  ProcessGroup,
+  rssKiB,
+  type ServerProcess,
+  settledRssKiB,
+} from "./processes.ts";
+import { formatSpread, median, pairedRatios, type Spread, spread } from "./stats.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -44,6 +62,7 @@ const { values: flags } = parseArgs({
     duration: { type: "string", default: "10" },
     warmup: { type: "string", default: "2" },
     concurrency: { type: "string", default: "64" },
+    rounds: { type: "string", default: "2" },
     streams: { type: "string", default: "1000" },
     "delay-ms": { type: "string", default: "8000" },
     "heartbeat-ms": { type: "string", default: "1000" },
@@ -57,6 +76,9 @@ const { values: flags } = parseArgs({
 const DURATION_S = bounded("duration", 1, 120);
 const WARMUP_S = bounded("warmup", 0, 30);
 const CONCURRENCY = bounded("concurrency", 1, 512);
+const ROUNDS = bounded("rounds", 1, 100);
+/** The issue's target: dagstream's batch requests/s ÷ the bare server's, at least. */
+const BATCH_TARGET = 0.6;
 const STREAMS = bounded("streams", 1, 5000);
 const DELAY_MS = bounded("delay-ms", 1000, 60_000);
 const HEARTBEAT_MS = bounded("heartbeat-ms", 100, 60_000);
@@ -69,7 +91,6 @@ function bounded(name: keyof typeof flags, min: number, max: number): number {
   return value;
 }
 
-const ROOT = new URL("../", import.meta.url);
 const JSON_HEADERS = { "Content-Type": "application/json", Accept: "application/json" };
 const SSE_HEADERS = { "Content-Type": "application/json", Accept: "text/event-stream" };
 
@@ -102,96 +123,17 @@ const STREAM_EVENT_TYPES = [
 // ---------------------------------------------------------------------------
 // Processes
 
-interface Server {
-  name: string;
-  child: Deno.ChildProcess;
-  url: string;
-  pid: number;
-}
+const group = new ProcessGroup();
 
-const servers: Server[] = [];
-
-/** Starts `deno <args>` and waits (at most 30 s) for its `Listening on` line. */
-async function startServer(name: string, args: string[]): Promise<Server> {
+/** Starts `deno <args>`; the dagstream server's per-request log lines go to /dev/null. */
+function startServer(name: string, args: string[]): Promise<ServerProcess> {
   const profile = flags["profile-dir"];
-  if (profile !== undefined) {
-    args = [args[0], "--cpu-prof", `--cpu-prof-dir=${profile}`, ...args.slice(1)];
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
+  return group.startServer(name, args, {
     // The dagstream server logs a JSON line per request on stderr; it goes to
     // /dev/null (the writes still happen, as in production).
     stderr: "null",
-  }).spawn();
-  const server: Server = { name, child, url: "", pid: child.pid };
-  servers.push(server);
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const timer = setTimeout(() => reader.cancel(new Error("no Listening line")), 30_000);
-  while (true) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${name} exited before listening: ${text}`);
-    text += value;
-    const match = /Listening on (http:\/\/\S+\/)/.exec(text);
-    if (match) {
-      server.url = match[1];
-      break;
-    }
-  }
-  clearTimeout(timer);
-  // Keep draining stdout so that the child never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })().catch(() => {});
-  return server;
-}
-
-async function stopAll(): Promise<Record<string, number | null>> {
-  const codes: Record<string, number | null> = {};
-  for (const server of servers.splice(0)) {
-    try {
-      server.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    const kill = setTimeout(() => {
-      try {
-        server.child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, 10_000);
-    const status = await server.child.status;
-    clearTimeout(kill);
-    codes[server.name] = status.code;
-  }
-  return codes;
-}
-
-/** Resident set size of a process, in KiB. */
-function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
-  if (!match) throw new Error(`no VmRSS for ${pid}`);
-  return Number(match[1]);
-}
-
-/** CPU time (user + system, all threads) a process has used, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the command name, which is in parentheses: utime is the
-  // 14th field of the line, stime the 15th, in clock ticks (100 per second).
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function openFileLimit(): number {
-  const limits = Deno.readTextFileSync("/proc/self/limits");
-  const match = /Max open files\s+(\S+)/.exec(limits);
-  return match === null || match[1] === "unlimited" ? Infinity : Number(match[1]);
+    profileDir: profile === undefined ? undefined : `${profile}/${name}`,
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -199,12 +141,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 // ---------------------------------------------------------------------------
@@ -390,13 +326,12 @@ interface StreamPhase {
  * signal)`, measures its RSS and checks every stream's events.
  */
 async function holdStreams(
-  server: Server,
+  server: ServerProcess,
   count: number,
   open: (onFirstEvent: () => void, signal: AbortSignal) => Promise<StreamOutcome>,
   beforeOpening?: () => Promise<void>,
 ): Promise<StreamPhase> {
-  await sleep(1000);
-  const rssBeforeKiB = rssKiB(server.pid);
+  const rssBeforeKiB = (await settledRssKiB(server.pid)).kib;
   await beforeOpening?.();
   const guard = new AbortController();
   const guardTimer = setTimeout(() => guard.abort(new Error("streams overran")), DELAY_MS + 60_000);
@@ -429,8 +364,7 @@ async function holdStreams(
   const results = await Promise.all(outcomes);
   const wallMs = performance.now() - t0;
   clearTimeout(guardTimer);
-  await sleep(1000);
-  const rssAfterKiB = rssKiB(server.pid);
+  const rssAfterKiB = (await settledRssKiB(server.pid)).kib;
 
   const expectedIds = STREAM_EVENT_TYPES.map((_, k) => String(k + 1));
   let complete = 0;
@@ -482,9 +416,11 @@ if (!flags["skip-streams"] && limit < 2 * STREAMS + 512) {
 }
 
 const loadAverage = { start: Deno.loadavg(), end: [] as number[] };
+if (!Number.isInteger(ROUNDS)) throw new RangeError("--rounds must be a whole number");
 const report: Record<string, unknown> = {
   concurrency: CONCURRENCY,
   durationSeconds: DURATION_S,
+  batchTarget: BATCH_TARGET,
   streams: STREAMS,
   delayMs: DELAY_MS,
   heartbeatMs: HEARTBEAT_MS,
@@ -492,17 +428,10 @@ const report: Record<string, unknown> = {
 let exitCodes: Record<string, number | null> = {};
 
 try {
-  const dagstream = await startServer("dagstream", [
-    "run",
-    "--unstable-no-legacy-abort",
-    "--allow-net",
-    "--allow-env=DAGSTREAM_*",
-    "src/server/main.ts",
-    "--port",
-    "0",
-    "--heartbeat-ms",
-    String(HEARTBEAT_MS),
-  ]);
+  const dagstream = await startServer(
+    "dagstream",
+    dagstreamServerArgs(["--heartbeat-ms", String(HEARTBEAT_MS)]),
+  );
   // dagstream's answer to the batch DAG: the bare server answers exactly this.
   const first = await fetch(`${dagstream.url}execute`, {
     method: "POST",
@@ -515,7 +444,7 @@ try {
   }
   const bare = await startServer("bare", [
     "run",
-    "--allow-net",
+    "--allow-net=127.0.0.1",
     "bench/bare_server.ts",
     "--port",
     "0",
@@ -576,44 +505,36 @@ try {
     );
   }
   if (!flags["skip-load"]) {
-    const targets = {
-      dagstream: `${dagstream.url}execute`,
-      bare: bare.url,
-    };
+    const targets = { dagstream: `${dagstream.url}execute`, bare: bare.url };
     const pidOf = { dagstream: dagstream.pid, bare: bare.pid };
-    for (const name of ["dagstream", "bare"] as const) {
-      await load(pidOf[name], targets[name], SMALL_DAG, expected, WARMUP_S, CONCURRENCY);
+    const phase = (name: "dagstream" | "bare", seconds: number) =>
+      load(pidOf[name], targets[name], SMALL_DAG, expected, seconds, CONCURRENCY);
+    for (const name of ["dagstream", "bare"] as const) await phase(name, WARMUP_S);
+    // Each round gives each server DURATION_S / ROUNDS seconds; the order
+    // alternates (bare, dagstream, dagstream, bare, …).
+    const perPhase = DURATION_S / ROUNDS;
+    const results = { dagstream: [] as LoadResult[], bare: [] as LoadResult[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0
+        ? ["bare", "dagstream"] as const
+        : ["dagstream", "bare"] as const;
+      for (const name of order) results[name].push(await phase(name, perPhase));
     }
-    const half = DURATION_S / 2;
-    const bare1 = await load(bare.pid, targets.bare, SMALL_DAG, expected, half, CONCURRENCY);
-    const dag1 = await load(
-      dagstream.pid,
-      targets.dagstream,
-      SMALL_DAG,
-      expected,
-      half,
-      CONCURRENCY,
-    );
-    const dag2 = await load(
-      dagstream.pid,
-      targets.dagstream,
-      SMALL_DAG,
-      expected,
-      half,
-      CONCURRENCY,
-    );
-    const bare2 = await load(bare.pid, targets.bare, SMALL_DAG, expected, half, CONCURRENCY);
+    const rps = (r: LoadResult) => r.ok / r.seconds;
     const batch = {
-      dagstream: summarise(merge(dag1, dag2)),
-      bare: summarise(merge(bare1, bare2)),
+      rounds: ROUNDS,
+      secondsPerPhase: perPhase,
+      dagstream: summarise(results.dagstream.reduce(merge)),
+      bare: summarise(results.bare.reduce(merge)),
       ratio: 0,
+      ratioPerRound: spread(pairedRatios(results.dagstream.map(rps), results.bare.map(rps))),
       rssAfterKiB: { dagstream: rssKiB(dagstream.pid), bare: rssKiB(bare.pid) },
     };
     batch.ratio = batch.dagstream.requestsPerSecond / batch.bare.requestsPerSecond;
     report.batch = batch;
   }
 } finally {
-  exitCodes = await stopAll();
+  exitCodes = await group.stopAll();
 }
 loadAverage.end = Deno.loadavg();
 report.exitCodes = exitCodes;
@@ -622,57 +543,67 @@ report.loadAverage = loadAverage;
 // ---------------------------------------------------------------------------
 // Report
 
-if (flags.json) {
-  console.log(JSON.stringify(report));
-} else {
-  const fmt = (x: number, digits = 0) =>
-    x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-  console.log(
-    `load average at start ${la(loadAverage.start)}, at end ${la(loadAverage.end)}; ` +
-      `${CONCURRENCY} concurrent loops, ${DURATION_S} s per server (after ${WARMUP_S} s warm-up)\n`,
+const fmt = (x: number, digits = 0) =>
+  x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+const md: string[] = [
+  "## Server load: the bundled server against a bare `Deno.serve`\n",
+  `Load average at start ${la(loadAverage.start)}, at end ${la(loadAverage.end)}; ` +
+  `${CONCURRENCY} concurrent loops, ${DURATION_S} s per server in ${ROUNDS} rounds ` +
+  `(after ${WARMUP_S} s warm-up each).\n`,
+];
+const batch = report.batch as
+  | {
+    dagstream: ReturnType<typeof summarise>;
+    bare: ReturnType<typeof summarise>;
+    ratio: number;
+    ratioPerRound: Spread;
+    rssAfterKiB: Record<string, number>;
+  }
+  | undefined;
+if (batch) {
+  md.push(
+    "| server | requests/s | p50 ms | p99 ms | requests | failed | server CPU | " +
+      "server CPU µs/request | load generator CPU |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   );
-  const batch = report.batch as
-    | {
-      dagstream: ReturnType<typeof summarise>;
-      bare: ReturnType<typeof summarise>;
-      ratio: number;
-      rssAfterKiB: Record<string, number>;
-    }
-    | undefined;
-  if (batch) {
-    console.log(
-      "| server | requests/s | p50 ms | p99 ms | requests | failed | server CPU | " +
-        "server CPU µs/request | load generator CPU |",
-    );
-    console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (const name of ["dagstream", "bare"] as const) {
-      const s = batch[name];
-      console.log(
-        `| ${name} | ${fmt(s.requestsPerSecond)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ` +
-          `${fmt(s.requests)} | ${s.failed} | ${fmt(s.serverCpuPercent)}% | ` +
-          `${fmt(s.serverCpuMicrosPerRequest)} | ${fmt(s.clientCpuPercent)}% |`,
-      );
-    }
-    console.log(`\ndagstream / bare = ${batch.ratio.toFixed(2)} (target ≥ 0.6)\n`);
-  }
-  const labels = {
-    watchers: "GET /runs/<id>/events watchers of one run",
-    executeStreams: "POST /execute SSE streams (one run each)",
-    bareStreams: "plain ReadableStream SSE bodies on the bare server (reference)",
-  };
-  for (const key of ["watchers", "executeStreams", "bareStreams"] as const) {
-    const p = report[key] as StreamPhase | undefined;
-    if (!p) continue;
-    const label = `${p.streams} ${labels[key]}`;
-    console.log(
-      `${label}: opened in ${fmt(p.openedInMs)} ms; RSS ${fmt(p.rssBeforeKiB / 1024, 1)} MiB ` +
-        `before, ${fmt(p.rssOpenKiB / 1024, 1)} MiB open (${fmt(p.perStreamKiB, 1)} KiB per ` +
-        `stream), ${fmt(p.rssAfterKiB / 1024, 1)} MiB after; complete streams ${p.complete}/` +
-        `${p.streams}; events ${p.eventsReceived}/${p.eventsExpected} (lost ${p.eventsLost}); ` +
-        `keep-alives per stream: median ${p.keepAlivesMedian}, min ${p.keepAlivesMin}; ` +
-        `bad status ${p.badStatus}, errors ${p.errors}`,
+  for (const name of ["dagstream", "bare"] as const) {
+    const s = batch[name];
+    md.push(
+      `| ${name} | ${fmt(s.requestsPerSecond)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ` +
+        `${fmt(s.requests)} | ${s.failed} | ${fmt(s.serverCpuPercent)}% | ` +
+        `${fmt(s.serverCpuMicrosPerRequest)} | ${fmt(s.clientCpuPercent)}% |`,
     );
   }
-  console.log(`\nserver exit codes: ${JSON.stringify(exitCodes)}`);
+  md.push(
+    `\ndagstream / bare = ${batch.ratio.toFixed(2)} over all rounds; per round ` +
+      `${formatSpread(batch.ratioPerRound)} (target ≥ ${BATCH_TARGET}: ${
+        batch.ratioPerRound.median >= BATCH_TARGET ? "met" : "not met"
+      })\n`,
+  );
+}
+const labels = {
+  watchers: "GET /runs/<id>/events watchers of one run",
+  executeStreams: "POST /execute SSE streams (one run each)",
+  bareStreams: "plain ReadableStream SSE bodies on the bare server (reference)",
+};
+for (const key of ["watchers", "executeStreams", "bareStreams"] as const) {
+  const p = report[key] as StreamPhase | undefined;
+  if (!p) continue;
+  const label = `${p.streams} ${labels[key]}`;
+  md.push(
+    `${label}: opened in ${fmt(p.openedInMs)} ms; RSS ${fmt(p.rssBeforeKiB / 1024, 1)} MiB ` +
+      `before, ${fmt(p.rssOpenKiB / 1024, 1)} MiB open (${fmt(p.perStreamKiB, 1)} KiB per ` +
+      `stream), ${fmt(p.rssAfterKiB / 1024, 1)} MiB after; complete streams ${p.complete}/` +
+      `${p.streams}; events ${p.eventsReceived}/${p.eventsExpected} (lost ${p.eventsLost}); ` +
+      `keep-alives per stream: median ${p.keepAlivesMedian}, min ${p.keepAlivesMin}; ` +
+      `bad status ${p.badStatus}, errors ${p.errors}`,
+  );
+}
+md.push(`\nserver exit codes: ${JSON.stringify(exitCodes)}`);
+
+if (flags.json) {
+  console.log(JSON.stringify({ ...report, markdown: md.join("\n") }));
+} else {
+  console.log(md.join("\n"));
 }

@@ -17,6 +17,8 @@ export interface CountResult {
   chunks: number;
   /** From just before `fetch` to the end of the body, in ms. */
   ms: number;
+  /** HTTP status of the answer (2xx: others are thrown). */
+  status: number;
 }
 
 const LF = 10;
@@ -78,7 +80,13 @@ export async function fetchAndCount(url: string, init?: RequestInit): Promise<Co
     chunks++;
     counter.feed(value);
   }
-  return { events: counter.events, bytes, chunks, ms: performance.now() - t0 };
+  return {
+    events: counter.events,
+    bytes,
+    chunks,
+    ms: performance.now() - t0,
+    status: response.status,
+  };
 }
 
 /** Message a Worker takes: fetch this URL and count. */
