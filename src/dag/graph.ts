@@ -16,6 +16,17 @@ export interface TaskGraph {
   deps: number[][];
   /** For each task, the indices of the tasks depending on it, ascending. */
   dependents: number[][];
+  /** `deps[i].length` for each task, in one array. */
+  dependencyCounts: Int32Array;
+  /**
+   * `dependents` in two flat arrays, for the scheduler's hot loop: task `i`'s
+   * dependents are `dependentIndices[dependentOffsets[i]]` up to (not
+   * including) `dependentIndices[dependentOffsets[i + 1]]`. Contiguous
+   * memory keeps a 100,000-task run about as fast per task as a small one.
+   */
+  dependentOffsets: Int32Array;
+  /** See {@linkcode TaskGraph.dependentOffsets}. */
+  dependentIndices: Int32Array;
 }
 
 /**
@@ -33,6 +44,8 @@ export interface TaskGraph {
  * assert.equal(graph.size, 3);
  * assert.deepEqual(graph.deps, [[], [0], [0, 1]]);
  * assert.deepEqual(graph.dependents, [[1, 2], [2], []]);
+ * assert.deepEqual([...graph.dependentOffsets], [0, 2, 3, 3]);
+ * assert.deepEqual([...graph.dependentIndices], [1, 2, 2]);
  * ```
  */
 export function buildGraph(deps: number[][]): TaskGraph {
@@ -44,7 +57,18 @@ export function buildGraph(deps: number[][]): TaskGraph {
     if (own.length > 1) dedupe(own);
     for (const d of own) dependents[d].push(i);
   }
-  return { size, deps, dependents };
+  const dependencyCounts = new Int32Array(size);
+  const dependentOffsets = new Int32Array(size + 1);
+  for (let i = 0; i < size; i++) {
+    dependencyCounts[i] = deps[i].length;
+    dependentOffsets[i + 1] = dependentOffsets[i] + dependents[i].length;
+  }
+  const dependentIndices = new Int32Array(dependentOffsets[size]);
+  for (let i = 0, at = 0; i < size; i++) {
+    const list = dependents[i];
+    for (let k = 0; k < list.length; k++) dependentIndices[at++] = list[k];
+  }
+  return { size, deps, dependents, dependencyCounts, dependentOffsets, dependentIndices };
 }
 
 function dedupe(list: number[]): void {
@@ -80,21 +104,19 @@ function dedupe(list: number[]): void {
  * ```
  */
 export function topologicalLayers(graph: TaskGraph): number[][] | null {
-  const { size, deps, dependents } = graph;
-  const remaining = new Int32Array(size);
+  const { size, dependencyCounts, dependentOffsets, dependentIndices } = graph;
+  const remaining = dependencyCounts.slice();
   const depth = new Int32Array(size);
   const queue = new Int32Array(size);
   let tail = 0;
-  for (let i = 0; i < size; i++) {
-    remaining[i] = deps[i].length;
-    if (remaining[i] === 0) queue[tail++] = i;
-  }
+  for (let i = 0; i < size; i++) if (remaining[i] === 0) queue[tail++] = i;
   // Kahn's algorithm; a task's layer is one more than its deepest dependency's.
   let layerCount = size === 0 ? 0 : 1;
   for (let head = 0; head < tail; head++) {
     const t = queue[head];
     const next = depth[t] + 1;
-    for (const d of dependents[t]) {
+    for (let k = dependentOffsets[t], end = dependentOffsets[t + 1]; k < end; k++) {
+      const d = dependentIndices[k];
       if (next > depth[d]) depth[d] = next;
       if (--remaining[d] === 0) {
         queue[tail++] = d;

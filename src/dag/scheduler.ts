@@ -163,11 +163,9 @@ class Schedule {
       });
       this.#advanceLayer();
     } else {
-      const deps = this.#dag.graph.deps;
-      for (let i = 0; i < this.#size; i++) {
-        this.#remaining[i] = deps[i].length;
-        if (deps[i].length === 0) this.#ready.push(i);
-      }
+      const counts = this.#dag.graph.dependencyCounts;
+      this.#remaining.set(counts);
+      for (let i = 0; i < this.#size; i++) if (counts[i] === 0) this.#ready.push(i);
     }
     const signal = this.#options.signal;
     if (signal?.aborted) this.#abort(signal.reason);
@@ -285,7 +283,9 @@ class Schedule {
     if (this.#layerOf !== undefined) return;
     const remaining = this.#remaining;
     const state = this.#state;
-    for (const d of this.#dag.graph.dependents[i]) {
+    const { dependentOffsets, dependentIndices } = this.#dag.graph;
+    for (let k = dependentOffsets[i], end = dependentOffsets[i + 1]; k < end; k++) {
+      const d = dependentIndices[k];
       if (state[d] === PENDING && --remaining[d] === 0) this.#ready.push(d);
     }
   }
