@@ -199,11 +199,24 @@ export function withOutputBudget(tools: ToolExecutor, maxBytes: number): OutputB
     return size;
   };
   return {
-    tools: async (tool, args, ctx) => {
-      check("arguments", measureJson(args, maxBytes - used));
-      const output = await tools(tool, args, ctx);
-      outputMemoryBytes += check("output", measureJson(output, maxBytes - used)).memory;
-      return output;
+    // then() rather than async/await: no extra promise and resumption per call.
+    tools: (tool, args, ctx) => {
+      try {
+        check("arguments", measureJson(args, maxBytes - used));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const counted = (output: unknown) => {
+        outputMemoryBytes += check("output", measureJson(output, maxBytes - used)).memory;
+        return output;
+      };
+      let call: unknown;
+      try {
+        call = tools(tool, args, ctx);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return Promise.resolve(call).then(counted);
     },
     get outputMemoryBytes() {
       return outputMemoryBytes;
