@@ -49,3 +49,16 @@ Deno.test("log: more than 64 KiB of lines is written as it fills, all of it, in 
   assert.equal(lines.length, 2000);
   assert.ok(lines.every((line, i) => JSON.parse(line).i === i));
 });
+
+Deno.test("log: each line is the record's JSON with time first; an empty record is just the time", async () => {
+  const lines = await stderrOf(`
+    import { logToStderr } from ${JSON.stringify(LOG)};
+    logToStderr({ msg: "a", n: 1, nested: { s: "x\\ny" } });
+    logToStderr({});
+  `);
+  const first = JSON.parse(lines[0]);
+  assert.deepEqual(Object.keys(first), ["time", "msg", "n", "nested"]);
+  assert.deepEqual(first.nested, { s: "x\ny" });
+  assert.ok(!Number.isNaN(Date.parse(first.time)));
+  assert.deepEqual(Object.keys(JSON.parse(lines[1])), ["time"]);
+});
