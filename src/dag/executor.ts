@@ -54,6 +54,13 @@ let runOn: (
   hooks: RunHooks | undefined,
 ) => Promise<DAGExecutionResult>;
 
+/**
+ * The executeTask defined here, as the class was loaded: an executor whose
+ * executeTask is anything else (a subclass's override, a patched prototype)
+ * has its tasks run through it; otherwise tools are called directly.
+ */
+let ownExecuteTask: unknown;
+
 /** Reads an executor's settings; assigned in `ParallelExecutor`'s static block. */
 let settingsOf: (executor: ParallelExecutor) => ResolvedExecutorConfig;
 
@@ -92,6 +99,7 @@ export class ParallelExecutor {
   static {
     runOn = (executor, prepared, signal, hooks) => executor.#run(prepared, signal, hooks);
     settingsOf = (executor) => executor.#config;
+    ownExecuteTask = ParallelExecutor.prototype.executeTask;
   }
 
   /**
@@ -135,7 +143,7 @@ export class ParallelExecutor {
     const lookup = (id: string) => previous.get(id)?.output;
     // An executor that keeps the reference's executeTask calls tools directly,
     // one promise reaction per task; a subclass's override is called instead.
-    const overridden = this.executeTask !== ParallelExecutor.prototype.executeTask;
+    const overridden = this.executeTask !== ownExecuteTask;
     const results = await runSchedule(prepared, {
       scheduling: this.#config.scheduling,
       maxConcurrency: this.#config.maxConcurrency,

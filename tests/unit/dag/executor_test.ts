@@ -298,3 +298,43 @@ Deno.test("executor: a subclass's executeTask that throws fails only its task", 
   assert.match(result.results[1].error!, /override threw/);
   assert.equal(result.results[3].error, "Dependency throws failed");
 });
+
+Deno.test("executor: an overriding executeTask runs every task, with earlier results in previous", async () => {
+  const seen: [string, string[]][] = [];
+  class Watching extends ParallelExecutor {
+    protected override executeTask(
+      task: Task,
+      previous: Map<string, TaskResult>,
+      signal: AbortSignal,
+    ): Promise<TaskResult> {
+      seen.push([task.id, [...previous.keys()].sort()]);
+      return super.executeTask(task, previous, signal);
+    }
+  }
+  const result = await new Watching(echoTool).execute({
+    tasks: [
+      { id: "a", tool: "t" },
+      { id: "b", tool: "t", arguments: { x: "$OUTPUT[a].taskId" }, dependsOn: ["a"] },
+    ],
+  });
+  assert.deepEqual(seen, [["a", []], ["b", ["a"]]]);
+  assert.deepEqual(result.results[1].output, { tool: "t", taskId: "b", args: { x: "a" } });
+});
+
+Deno.test("executor: an executeTask patched onto the prototype is called too", async () => {
+  // deno-lint-ignore no-explicit-any
+  const prototype = ParallelExecutor.prototype as any;
+  const original = prototype.executeTask;
+  const calls: string[] = [];
+  prototype.executeTask = function (this: unknown, task: Task, ...rest: unknown[]) {
+    calls.push(task.id);
+    return original.call(this, task, ...rest);
+  };
+  try {
+    const result = await new ParallelExecutor(echoTool).execute(wide(3));
+    assert.equal(result.successfulTasks, 3);
+    assert.deepEqual(calls, ["t0", "t1", "t2"]);
+  } finally {
+    prototype.executeTask = original;
+  }
+});
