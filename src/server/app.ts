@@ -79,6 +79,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   const config = resolveServerConfig(options);
   const { tools, log } = config;
   const runs = new RunRegistry(tools.execute, {
+    instance: config.instanceId,
     executor: {
       maxConcurrency: config.maxConcurrency,
       taskTimeout: config.taskTimeout,

@@ -42,6 +42,12 @@ export interface ServerConfig {
   /** Bearer token every route but `/health` requires; none when unset. */
   token?: string;
   /**
+   * This server instance's id, shown in `/health` and on each run it executes
+   * (1–64 characters: letters, digits, `.`, `_`, `-`). Default: 12 random hex
+   * digits, new at each start.
+   */
+  instanceId?: string;
+  /**
    * Origin or origins allowed by CORS (`*` for any); CORS is off when unset.
    * Requests whose `Origin` is neither the server's own nor one of these are
    * refused with 403 (`Origin: null` always is).
@@ -104,8 +110,8 @@ export interface ServerConfig {
    */
   maxRunOutputBytes?: number;
   /**
-   * Most bytes finished runs keep for late readers, their event logs and
-   * outputs together; past it the oldest finished runs are forgotten
+   * Most bytes finished runs keep for late readers, their event logs,
+   * outputs and submitted tasks together; past it the oldest finished runs are forgotten
    * (`GET /runs/<id>` answers 404), whatever `maxRuns` and `runTtlSeconds`
    * allow. Default 256 MiB.
    */
@@ -215,11 +221,36 @@ export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig
   const maxTasks = given.maxTasks ?? SERVER_DEFAULTS.maxTasks;
   const maxEventPayloadBytes = given.maxEventPayloadBytes ?? SERVER_DEFAULTS.maxEventPayloadBytes;
   const tools = given.tools ?? createToolRegistry({ ...builtinTools });
+  if (given.instanceId !== undefined && !isInstanceId(given.instanceId)) {
+    throw new RangeError(
+      `instanceId must be 1-64 letters, digits, ".", "_" or "-", got ${
+        JSON.stringify(given.instanceId)
+      }`,
+    );
+  }
   return {
     ...SERVER_DEFAULTS,
     maxRunLogBytes: defaultRunLogBytes(maxTasks, maxEventPayloadBytes),
     log: logToStderr,
+    instanceId: crypto.randomUUID().replaceAll("-", "").slice(0, 12),
     ...given,
     tools: given.mcp === undefined ? tools : combineToolRegistries(tools, given.mcp),
   };
+}
+
+/**
+ * Whether `value` can be an instance id: 1–64 letters, digits, `.`, `_` or
+ * `-`, starting with a letter or digit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isInstanceId } from "./config.ts";
+ * assert.equal(isInstanceId("eu-west-1.a"), true);
+ * assert.equal(isInstanceId("-x"), false);
+ * assert.equal(isInstanceId("a b"), false);
+ * ```
+ */
+export function isInstanceId(value: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value);
 }

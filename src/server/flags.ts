@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { MAX_TIMER_MS } from "../dag/defaults.ts";
 import { describeError } from "../dag/errors.ts";
-import { defaultRunLogBytes, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
+import { defaultRunLogBytes, isInstanceId, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
 import { VERSION } from "./routes.ts";
 
 /**
@@ -123,7 +123,7 @@ const NUMERIC_FLAGS: Readonly<Record<string, NumericFlag>> = {
     setting: "maxKeptRunBytes",
     arg: "N",
     min: 0,
-    help: "logs and outputs kept for finished runs",
+    help: "logs, outputs and tasks kept for finished runs",
   },
 };
 
@@ -192,6 +192,12 @@ export const HELP: string = [
     "a Host header name to accept besides localhost, 127.0.0.1 and [::1];\nrepeatable",
     "none",
     `${ALLOWED_HOSTS_ENV}, comma-separated`,
+  ),
+  helpLine(
+    "instance-id",
+    "ID",
+    "this instance's id, in /health and on its runs (letters, digits, . _ -)",
+    "random",
   ),
   helpLine("scheduling", "MODE", "eager | layered", SERVER_DEFAULTS.scheduling),
   ...Object.entries(NUMERIC_FLAGS).map(([name, flag]) =>
@@ -275,7 +281,7 @@ export function parseCommandLine(
   args: string[],
   env: (name: string) => string | undefined,
 ): CommandLine {
-  const stringFlags = ["host", "port", "token", "scheduling", "mcp-config"];
+  const stringFlags = ["host", "port", "token", "instance-id", "scheduling", "mcp-config"];
   let parsed;
   try {
     parsed = parseArgs({
@@ -322,6 +328,7 @@ export function parseCommandLine(
   const host = get("host") ?? LISTEN_DEFAULTS.host;
   const config: ServerConfig = {
     token: checkedToken(get("token")),
+    instanceId: checkedInstanceId(get("instance-id")),
     corsOrigin: listFlag(
       "cors-origin",
       values["cors-origin"],
@@ -445,4 +452,16 @@ export function redactSecrets(args: readonly string[]): string[] {
     }
   }
   return out;
+}
+
+/** `--instance-id`, checked; undefined (a random id) when not given. */
+function checkedInstanceId(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (!isInstanceId(raw)) {
+    throw new UsageError(
+      `--instance-id must be 1-64 letters, digits, ".", "_" or "-" (starting with a letter or ` +
+        `digit), got ${JSON.stringify(raw.slice(0, 100))}`,
+    );
+  }
+  return raw;
 }

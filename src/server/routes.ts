@@ -13,7 +13,7 @@ import type { ResolvedServerConfig } from "./config.ts";
 import type { EventStreams } from "./event-streams.ts";
 import { readDag } from "./request-checks.ts";
 import type { Route } from "./router.ts";
-import type { Run } from "./run.ts";
+import type { Run, RunView } from "./run.ts";
 import type { RunRegistry } from "./run-registry.ts";
 import { withSerialisableOutputs } from "./serialisable.ts";
 import type { Shutdown } from "./shutdown.ts";
@@ -129,7 +129,7 @@ export function createRoutes(context: RouteContext): Route[] {
           request.signal.addEventListener("abort", onLeave, { once: true });
           await run.done;
           request.signal.removeEventListener("abort", onLeave);
-          return json(run.result ?? run.toJSON(), 200, { "X-Run-Id": run.id });
+          return json(run.result ?? run.toJSON(false), 200, { "X-Run-Id": run.id });
         },
       },
     },
@@ -217,6 +217,7 @@ export function createRoutes(context: RouteContext): Route[] {
           json({
             status: "ok",
             version: VERSION,
+            instance: config.instanceId,
             uptimeSeconds: Math.floor((performance.now() - started) / 1000),
             activeRuns: runs.activeCount,
             ...(config.mcp === undefined ? {} : { mcpServers: config.mcp.health() }),
@@ -249,6 +250,7 @@ function unavailable(detail: string): Response {
   return problemResponse(503, detail, { headers: { "Retry-After": "1" } });
 }
 
-function summary(run: Run) {
-  return { runId: run.id, status: run.status, createdAt: run.createdAt };
+function summary(run: Run): RunView {
+  const { runId, status, instance, createdAt, startedAt, finishedAt } = run.toJSON(false);
+  return { runId, status, instance, createdAt, startedAt, finishedAt };
 }

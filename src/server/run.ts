@@ -7,13 +7,13 @@
  * @module
  */
 
-import type { DAGExecutionResult, ExecutorConfig, ToolExecutor } from "../dag/types.ts";
+import type { DAGExecutionResult, ExecutorConfig, Task, ToolExecutor } from "../dag/types.ts";
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
 import { type LogBudget, RunLog } from "../sse/run-log.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
-import { type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
+import { measureJson, type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
 import { ProgressThrottle } from "./progress-throttle.ts";
 
 /**
@@ -44,6 +44,8 @@ export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
 export interface RunOptions {
   /** Executor settings for the run. */
   executor: ExecutorConfig;
+  /** The id of the server instance that executes the run, shown on it. */
+  instance?: string;
   /** Most bytes of events the run's log keeps. */
   maxRunLogBytes: number;
   /** Cap on one `task_complete` event's data, in bytes. */
@@ -81,6 +83,12 @@ export class Run implements LoggedRun {
   readonly id: string = crypto.randomUUID();
   /** When the run was created, ISO 8601. */
   readonly createdAt: string = new Date().toISOString();
+  /** When the run started executing, ISO 8601 (at once, in this process). */
+  readonly startedAt: string = this.createdAt;
+  /** The id of the server instance executing the run. */
+  readonly instance: string | undefined;
+  /** The tasks as submitted (normalised: `depends_on` reads as `dependsOn`). */
+  readonly tasks: readonly Task[];
   /** The run's events. */
   readonly log: RunLog;
   /** Number of tasks. */
@@ -95,6 +103,10 @@ export class Run implements LoggedRun {
   failure: string | undefined;
   /** `performance.now()` when the run ended. */
   finishedAt: number | undefined;
+  /** When the run ended, ISO 8601. */
+  #finishedIso: string | undefined;
+  /** About how many bytes the kept tasks take in memory; counted when first asked. */
+  #tasksBytes: number | undefined;
   readonly #controller = new AbortController();
   readonly #budget: OutputBudget | undefined;
 
@@ -113,6 +125,8 @@ export class Run implements LoggedRun {
     logBudget?: LogBudget,
   ) {
     this.taskCount = dag.tasks.length;
+    this.tasks = dag.tasks;
+    this.instance = settings.instance;
     this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes, logBudget);
     const log = this.log;
     const progress = new ProgressThrottle();
@@ -137,16 +151,18 @@ export class Run implements LoggedRun {
       })
       .finally(() => {
         this.finishedAt = performance.now();
+        this.#finishedIso = new Date().toISOString();
         log.end();
       });
   }
 
   /**
-   * About how many bytes of memory the run keeps: its event log, and its
-   * outputs (counted only with `maxRunOutputBytes`).
+   * About how many bytes of memory the run keeps: its event log, its
+   * outputs (counted only with `maxRunOutputBytes`) and its tasks.
    */
   get keptBytes(): number {
-    return this.log.bytes + (this.#budget?.outputMemoryBytes ?? 0);
+    this.#tasksBytes ??= sizeOf(this.tasks);
+    return this.log.bytes + (this.#budget?.outputMemoryBytes ?? 0) + this.#tasksBytes;
   }
 
   /** Whether the run is still executing. */
@@ -165,21 +181,50 @@ export class Run implements LoggedRun {
     return true;
   }
 
-  /** The run as `GET /runs/<id>` shows it. */
-  toJSON(): {
-    runId: string;
-    status: RunStatus;
-    createdAt: string;
-    result?: DAGExecutionResult;
-    error?: string;
-  } {
-    const body: ReturnType<Run["toJSON"]> = {
+  /**
+   * The run as `GET /runs/<id>` shows it: with the submitted tasks as `dag`,
+   * unless `withDag` is false (lists and the JSON answer of `POST /execute`).
+   */
+  toJSON(withDag = true): RunView {
+    const body: RunView = {
       runId: this.id,
       status: this.status,
       createdAt: this.createdAt,
+      startedAt: this.startedAt,
     };
+    if (this.#finishedIso !== undefined) body.finishedAt = this.#finishedIso;
+    if (this.instance !== undefined) body.instance = this.instance;
     if (this.result !== undefined) body.result = this.result;
     if (this.failure !== undefined) body.error = this.failure;
+    if (withDag) body.dag = { tasks: this.tasks };
     return body;
   }
+}
+
+/** A run as the routes show it (see {@linkcode Run.toJSON}). */
+export interface RunView {
+  /** The run's id. */
+  runId: string;
+  /** Where the run is in its life. */
+  status: RunStatus;
+  /** When it was created, ISO 8601. */
+  createdAt: string;
+  /** When it started executing, ISO 8601. */
+  startedAt: string;
+  /** When it ended, ISO 8601; absent while it runs. */
+  finishedAt?: string;
+  /** The id of the server instance executing it. */
+  instance?: string;
+  /** Its result, once over. */
+  result?: DAGExecutionResult;
+  /** Why it failed as a whole, if it did. */
+  error?: string;
+  /** The DAG as submitted (normalised). */
+  dag?: { tasks: readonly Task[] };
+}
+
+/** About how many bytes `tasks` take in memory (they came from a bounded request body). */
+function sizeOf(tasks: readonly Task[]): number {
+  const size = measureJson(tasks, Infinity);
+  return typeof size === "object" ? size.memory : 0;
 }

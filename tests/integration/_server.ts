@@ -284,7 +284,15 @@ export async function waitForRunEnd(
   server: ServerProcess,
   runId: string,
   init: RequestInit = {},
-): Promise<{ runId: string; status: string; result?: Record<string, unknown> }> {
+): Promise<{
+  runId: string;
+  status: string;
+  result?: Record<string, unknown>;
+  instance?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  dag?: unknown;
+}> {
   let lastEventId = 0;
   while (true) {
     const response = await fetch(server.at(`/runs/${runId}`), init);

@@ -242,18 +242,78 @@ Deno.test("POST /runs starts a detached run: 202, Location, links; GET /runs lis
   const list = await (await fetch(server.at("/runs"))).json();
   const listed = list.runs.find((r: { runId: string }) => r.runId === body.runId);
   assert.ok(listed, "GET /runs lists the new run");
-  assert.deepEqual(Object.keys(listed).sort(), ["createdAt", "runId", "status"]);
+  const { instance } = await (await fetch(server.at("/health"))).json();
+  if (listed.status === "running") {
+    assert.deepEqual(Object.keys(listed).sort(), [
+      "createdAt",
+      "instance",
+      "runId",
+      "startedAt",
+      "status",
+    ]);
+  }
   assert.match(listed.createdAt, ISO);
+  assert.equal(listed.startedAt, listed.createdAt, "a run starts when it is accepted");
+  assert.equal(listed.instance, instance);
   assert.ok(["running", "succeeded"].includes(listed.status));
 
   const run = await waitForRunEnd(server, body.runId);
   assert.equal(run.status, "succeeded");
   assert.deepEqual((run.result as { results: { output: unknown }[] }).results[1].output, { w: 20 });
+  assert.equal(run.instance, instance);
+  assert.match(run.finishedAt as string, ISO);
+  assert.ok(Date.parse(run.finishedAt as string) >= Date.parse(run.startedAt as string));
+  // The DAG as submitted, for a viewer that opens the run later.
+  assert.deepEqual(run.dag, dag);
   const after = await (await fetch(server.at("/runs"))).json();
-  assert.equal(
-    after.runs.find((r: { runId: string }) => r.runId === body.runId).status,
-    "succeeded",
-  );
+  const ended = after.runs.find((r: { runId: string }) => r.runId === body.runId);
+  assert.equal(ended.status, "succeeded");
+  assert.equal(ended.finishedAt, run.finishedAt);
+  assert.equal(ended.dag, undefined, "lists carry no DAG");
+  assert.equal(ended.result, undefined, "nor results");
+});
+
+Deno.test("--instance-id names the instance in /health and on its runs; a bad one exits 2", async () => {
+  {
+    await using server = await startServer(["--instance-id", "eu-1.a"]);
+    const health = await (await fetch(server.at("/health"))).json();
+    assert.equal(health.instance, "eu-1.a");
+    const response = await postDag(server.at("/runs"), {
+      tasks: [{ id: "a", tool: "mock:echo", depends_on: [] }],
+    });
+    const { runId } = await response.json();
+    const run = await waitForRunEnd(server, runId);
+    assert.equal(run.instance, "eu-1.a");
+    // Normalised as the run executed it: depends_on reads as dependsOn.
+    assert.deepEqual(run.dag, { tasks: [{ id: "a", tool: "mock:echo", dependsOn: [] }] });
+  }
+  {
+    // Without the flag, a random id, different at each start.
+    await using one = await startServer();
+    await using two = await startServer();
+    const ids = await Promise.all(
+      [one, two].map(async (s) => (await (await fetch(s.at("/health"))).json()).instance),
+    );
+    assert.match(ids[0], /^[0-9a-f]{12}$/);
+    assert.notEqual(ids[0], ids[1]);
+  }
+  for (const bad of ["-x", "a b", "x".repeat(65), "é"]) {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-env=DAGSTREAM_*",
+        "src/server/main.ts",
+        "--port",
+        "0",
+        `--instance-id=${bad}`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 2, bad);
+    assert.match(new TextDecoder().decode(stderr), /--instance-id must be 1-64 letters/);
+  }
 });
 
 Deno.test("POST /runs with a failing DAG ends failed, with the result", async () => {
