@@ -18,6 +18,7 @@ import { answerChecked, type RequestChecks } from "./request-checks.ts";
 import { createRoutes } from "./routes.ts";
 import type { AppRuns } from "./run-view.ts";
 import { RunRegistry } from "./run-registry.ts";
+import { RedisRunStore } from "./redis-store.ts";
 import { Shutdown } from "./shutdown.ts";
 
 /**
@@ -78,8 +79,16 @@ export interface DagstreamApp {
 export function createApp(options: ServerConfig = {}): DagstreamApp {
   const config = resolveServerConfig(options);
   const { tools, log } = config;
+  const store = config.store === "memory" ? undefined : RedisRunStore.open(config.store, {
+    instance: config.instanceId,
+    runTtlSeconds: config.runTtlSeconds,
+    maxRunLogBytes: config.maxRunLogBytes,
+    maxRuns: config.maxRuns,
+    log,
+  });
   const runs = new RunRegistry(tools.execute, {
     instance: config.instanceId,
+    store,
     executor: {
       maxConcurrency: config.maxConcurrency,
       taskTimeout: config.taskTimeout,
@@ -106,7 +115,9 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     });
   });
   const streams = new EventStreams(config);
-  const shutdown = new Shutdown({ streams, runs, mcp: config.mcp });
+  const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store });
+  // A DELETE on another instance, for a run executing here.
+  store?.onCancel((id) => runs.get(id)?.cancel("cancelled by DELETE"));
   const checks: RequestChecks = {
     crossSite: {
       allowedHosts: config.allowedHosts,
@@ -114,7 +125,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       corsOrigins: [config.corsOrigin ?? []].flat(),
     },
     token: config.token,
-    routes: createRoutes({ config, runs, streams, shutdown, started: performance.now() }),
+    routes: createRoutes({ config, runs, store, streams, shutdown, started: performance.now() }),
   };
 
   async function handle(request: Request): Promise<Response> {

@@ -48,6 +48,12 @@ export interface ServerConfig {
    */
   instanceId?: string;
   /**
+   * Where runs are shared: `memory` (this process only, the default) or a
+   * Redis URL, `redis://[user:pass@]host:port[/db]`, for runs that any
+   * instance using the same Redis can list, show, stream and cancel.
+   */
+  store?: string;
+  /**
    * Origin or origins allowed by CORS (`*` for any); CORS is off when unset.
    * Requests whose `Origin` is neither the server's own nor one of these are
    * refused with 403 (`Origin: null` always is).
@@ -162,6 +168,7 @@ const MIB = 1024 * 1024;
  * ```
  */
 export const SERVER_DEFAULTS = {
+  store: "memory",
   taskTimeout: DEFAULT_TASK_TIMEOUT,
   scheduling: DEFAULT_SCHEDULING,
   maxTasks: DEFAULT_MAX_TASKS,
@@ -221,6 +228,11 @@ export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig
   const maxTasks = given.maxTasks ?? SERVER_DEFAULTS.maxTasks;
   const maxEventPayloadBytes = given.maxEventPayloadBytes ?? SERVER_DEFAULTS.maxEventPayloadBytes;
   const tools = given.tools ?? createToolRegistry({ ...builtinTools });
+  if (given.store !== undefined && given.store !== "memory" && !isRedisUrl(given.store)) {
+    throw new RangeError(
+      `store must be "memory" or a redis:// URL, got ${describeStore(given.store)}`,
+    );
+  }
   if (given.instanceId !== undefined && !isInstanceId(given.instanceId)) {
     throw new RangeError(
       `instanceId must be 1-64 letters, digits, ".", "_" or "-", got ${
@@ -253,4 +265,47 @@ export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig
  */
 export function isInstanceId(value: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value);
+}
+
+/**
+ * Whether `value` is a Redis URL: `redis://` or `rediss://` (TLS), a host,
+ * an optional port, user, password and database number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isRedisUrl } from "./config.ts";
+ * assert.equal(isRedisUrl("redis://127.0.0.1:6379/0"), true);
+ * assert.equal(isRedisUrl("http://127.0.0.1:6379"), false);
+ * ```
+ */
+export function isRedisUrl(value: string): boolean {
+  if (!/^rediss?:\/\//i.test(value)) return false;
+  try {
+    const url = new URL(value);
+    return url.hostname !== "" && /^(\/\d*)?$/.test(url.pathname);
+  } catch {
+    return false;
+  }
+}
+
+/** A store setting as messages may show it, quoted, credentials masked ({@linkcode maskCredentials}). */
+export function describeStore(value: string): string {
+  const masked = maskCredentials(value);
+  return JSON.stringify(masked.length > 100 ? `${masked.slice(0, 100)}…` : masked);
+}
+
+/**
+ * A URL with whatever comes before its `@` (user and password) as `***`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maskCredentials } from "./config.ts";
+ * assert.equal(maskCredentials("redis://app:s3cret@cache:6379/0"), "redis://***@cache:6379/0");
+ * assert.equal(maskCredentials("redis://cache:6379"), "redis://cache:6379");
+ * ```
+ */
+export function maskCredentials(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/*)?[^@]*@/i, (_, scheme = "") => `${scheme}***@`);
 }

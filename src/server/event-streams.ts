@@ -8,7 +8,7 @@
 
 import { SSE_HEADERS } from "../sse/frame.ts";
 import { runEventStream } from "../sse/log-stream.ts";
-import type { Run } from "./run.ts";
+import type { LoggedRun } from "../sse/log-stream.ts";
 
 /** One open stream's body. */
 type StreamBody = ReturnType<typeof runEventStream>;
@@ -62,7 +62,11 @@ export class EventStreams {
    * Opens a stream of `run`'s events after sequence id `after`; when
    * `cancelRunOnLeave`, the client's leaving cancels the run.
    */
-  open(run: Run, after: number, cancelRunOnLeave: boolean): Response {
+  open(
+    run: LoggedRun & { readonly id: string },
+    after: number,
+    cancelRunOnLeave: boolean,
+  ): Response {
     const body = runEventStream(run, {
       after,
       cancelRunOnLeave,

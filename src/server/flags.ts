@@ -9,7 +9,15 @@
 import { parseArgs } from "node:util";
 import { MAX_TIMER_MS } from "../dag/defaults.ts";
 import { describeError } from "../dag/errors.ts";
-import { defaultRunLogBytes, isInstanceId, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
+import {
+  defaultRunLogBytes,
+  describeStore,
+  isInstanceId,
+  isRedisUrl,
+  maskCredentials,
+  SERVER_DEFAULTS,
+  type ServerConfig,
+} from "./config.ts";
 import { VERSION } from "./routes.ts";
 
 /**
@@ -194,6 +202,12 @@ export const HELP: string = [
     `${ALLOWED_HOSTS_ENV}, comma-separated`,
   ),
   helpLine(
+    "store",
+    "URL",
+    "memory, or a redis:// URL to share runs between instances",
+    "memory",
+  ),
+  helpLine(
     "instance-id",
     "ID",
     "this instance's id, in /health and on its runs (letters, digits, . _ -)",
@@ -281,7 +295,15 @@ export function parseCommandLine(
   args: string[],
   env: (name: string) => string | undefined,
 ): CommandLine {
-  const stringFlags = ["host", "port", "token", "instance-id", "scheduling", "mcp-config"];
+  const stringFlags = [
+    "host",
+    "port",
+    "token",
+    "store",
+    "instance-id",
+    "scheduling",
+    "mcp-config",
+  ];
   let parsed;
   try {
     parsed = parseArgs({
@@ -329,6 +351,7 @@ export function parseCommandLine(
   const config: ServerConfig = {
     token: checkedToken(get("token")),
     instanceId: checkedInstanceId(get("instance-id")),
+    store: checkedStore(get("store")),
     corsOrigin: listFlag(
       "cors-origin",
       values["cors-origin"],
@@ -422,8 +445,9 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
- * `args` with the value of `--token` replaced by `***`, for anything printed
- * (a command line to copy, a log line).
+ * `args` with the value of `--token` replaced by `***`, and the credentials of
+ * a `--store` URL too, for anything printed (a command line to copy, a log
+ * line).
  *
  * @example
  * ```ts
@@ -436,6 +460,10 @@ export function isLoopback(host: string): boolean {
  *   "--port",
  *   "0",
  * ]);
+ * assert.deepEqual(redactSecrets(["--store", "redis://app:s3cret@cache:6379"]), [
+ *   "--store",
+ *   "redis://***@cache:6379",
+ * ]);
  * ```
  */
 export function redactSecrets(args: readonly string[]): string[] {
@@ -447,6 +475,10 @@ export function redactSecrets(args: readonly string[]): string[] {
       i++;
     } else if (arg.startsWith("--token=")) {
       out.push("--token=***");
+    } else if (arg === "--store" && i + 1 < args.length) {
+      out.push(arg, maskCredentials(args[++i]));
+    } else if (arg.startsWith("--store=")) {
+      out.push(`--store=${maskCredentials(arg.slice("--store=".length))}`);
     } else {
       out.push(arg);
     }
@@ -461,6 +493,18 @@ function checkedInstanceId(raw: string | undefined): string | undefined {
     throw new UsageError(
       `--instance-id must be 1-64 letters, digits, ".", "_" or "-" (starting with a letter or ` +
         `digit), got ${JSON.stringify(raw.slice(0, 100))}`,
+    );
+  }
+  return raw;
+}
+
+/** `--store`, checked: `memory` or a Redis URL (shown without its password when refused). */
+function checkedStore(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (raw !== "memory" && !isRedisUrl(raw)) {
+    throw new UsageError(
+      `--store must be "memory" or a redis:// URL (redis://[user:pass@]host:port[/db]), ` +
+        `got ${describeStore(raw)}`,
     );
   }
   return raw;

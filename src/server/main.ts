@@ -23,6 +23,9 @@ import {
 /** Most ms a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 5000;
 
+/** Environment variables the Redis client reads. */
+const REDIS_CLIENT_ENV = ["REDIS_DEBUG_MAINTENANCE", "REDIS_EMIT_DIAGNOSTICS"];
+
 async function main(): Promise<void> {
   let commandLine: CommandLine;
   try {
@@ -76,6 +79,20 @@ async function main(): Promise<void> {
       running.mcp = source; // from now on, stop() closes it
     });
     if (stopping) return; // a signal came while the servers started: stop() closed them
+  }
+  const store = commandLine.config.store;
+  if (store !== undefined && store !== "memory") {
+    // The Redis client reads these two; without them it could not connect.
+    const missing = REDIS_CLIENT_ENV.filter((variable) =>
+      Deno.permissions.querySync({ name: "env", variable }).state !== "granted"
+    );
+    if (missing.length > 0) {
+      console.error(
+        `dagstream: --store redis:// needs --allow-env for ${missing.join(", ")} ` +
+          `(deno task serve grants them)`,
+      );
+      exit(2);
+    }
   }
   const app = running.app = createApp({ ...commandLine.config, mcp: running.mcp });
   let server: Deno.HttpServer;

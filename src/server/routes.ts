@@ -17,6 +17,8 @@ import type { Run, RunView } from "./run.ts";
 import type { RunRegistry } from "./run-registry.ts";
 import { withSerialisableOutputs } from "./serialisable.ts";
 import type { Shutdown } from "./shutdown.ts";
+import type { FollowedRun, RedisRunStore } from "./redis-store.ts";
+import type { LoggedRun } from "../sse/log-stream.ts";
 
 /**
  * The version this server reports in `/health`.
@@ -42,8 +44,10 @@ export const VERSION: string = denoJson.version;
 export interface RouteContext {
   /** The settings in force (tools included). */
   config: ResolvedServerConfig;
-  /** The runs. */
+  /** The runs executing here, and those kept since. */
   runs: RunRegistry;
+  /** The runs of every instance, when they are shared (`--store redis://…`). */
+  store?: RedisRunStore;
   /** The open event streams. */
   streams: EventStreams;
   /** The app's shutdown: once it has begun, no run or stream starts. */
@@ -73,7 +77,30 @@ const EXECUTE_ANSWERS = ["application/json", "text/event-stream"];
  * ```
  */
 export function createRoutes(context: RouteContext): Route[] {
-  const { config, runs, streams, shutdown, started } = context;
+  const { config, runs, store, streams, shutdown, started } = context;
+
+  /** A problem answer for a shared store that cannot be reached. */
+  const storeDown = () => unavailable("the run store (Redis) cannot be reached");
+
+  /** DELETE of a run this instance does not have: its owner cancels it, if it runs. */
+  async function cancelElsewhere(id: string): Promise<Response> {
+    let outcome: "cancelled" | "over" | "unknown";
+    try {
+      outcome = await store!.cancel(id);
+    } catch {
+      return storeDown();
+    }
+    if (outcome === "unknown") return unknownRun(id);
+    if (outcome === "over") {
+      const view = await store!.view(id, false).catch(() => undefined);
+      const status = view?.status ?? "over";
+      return problemResponse(409, `run ${id} is already over (${status})`, {
+        runId: id,
+        runStatus: status,
+      });
+    }
+    return json({ runId: id, status: "cancelled" }, 202);
+  }
 
   /**
    * Reads and validates the body and starts a run, or says why not. Before
@@ -85,6 +112,7 @@ export function createRoutes(context: RouteContext): Route[] {
     mayStart: () => Response | undefined = () => undefined,
   ): Promise<Run | Response> {
     if (shutdown.begun) return unavailable("the server is shutting down");
+    if (store !== undefined && !store.up) return storeDown();
     const dag = await readDag(request, config);
     if (dag instanceof Response) return dag;
     // Shutdown may have begun while the body arrived: it has cancelled the
@@ -136,7 +164,14 @@ export function createRoutes(context: RouteContext): Route[] {
     {
       pattern: /^\/runs$/,
       methods: {
-        GET: () => json({ runs: runs.list().map(summary) }),
+        GET: async () => {
+          if (store === undefined) return json({ runs: runs.list().map(summary) });
+          try {
+            return json({ runs: await store.list() });
+          } catch {
+            return storeDown();
+          }
+        },
         POST: async (request) => {
           const run = await startRun(request);
           if (run instanceof Response) return run;
@@ -157,12 +192,20 @@ export function createRoutes(context: RouteContext): Route[] {
     {
       pattern: /^\/runs\/([^/]+)$/,
       methods: {
-        GET: (_request, _url, [id]) => {
+        GET: async (_request, _url, [id]) => {
           const run = runs.get(id);
-          return run ? json(run.toJSON()) : unknownRun(id);
+          if (run !== undefined) return json(run.toJSON());
+          if (store === undefined) return unknownRun(id);
+          try {
+            const view = await store.view(id);
+            return view ? json(view) : unknownRun(id);
+          } catch {
+            return storeDown();
+          }
         },
-        DELETE: (_request, _url, [id]) => {
+        DELETE: async (_request, _url, [id]) => {
           const run = runs.get(id);
+          if (!run && store !== undefined) return await cancelElsewhere(id);
           if (!run) return unknownRun(id);
           if (!run.cancel("cancelled by DELETE")) {
             return problemResponse(409, `run ${id} is already over (${run.status})`, {
@@ -177,8 +220,25 @@ export function createRoutes(context: RouteContext): Route[] {
     {
       pattern: /^\/runs\/([^/]+)\/events$/,
       methods: {
-        GET: (request, url, [id]) => {
-          const run = runs.get(id);
+        GET: async (request, url, [id]) => {
+          let run: (LoggedRun & { id: string; active: boolean }) | undefined = runs.get(id);
+          let lastSeq = run?.log.lastSeq ?? 0;
+          let over = run !== undefined && !run.active;
+          // A run running on another instance may be ahead of what Redis showed here.
+          let lastSeqKnown = true;
+          if (!run && store !== undefined) {
+            if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
+            let followed: FollowedRun | undefined;
+            try {
+              followed = await store.follow(id);
+            } catch {
+              return storeDown();
+            }
+            run = followed;
+            lastSeq = Math.max(followed?.log.lastSeq ?? 0, followed?.lastSeqAtOpen ?? 0);
+            over = followed?.overAtOpen ?? false;
+            lastSeqKnown = over;
+          }
           if (!run) return unknownRun(id);
           if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
           const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
@@ -190,17 +250,17 @@ export function createRoutes(context: RouteContext): Route[] {
             );
           }
           const after = trimmed === undefined ? 0 : Number(trimmed);
-          if (after > run.log.lastSeq) {
+          if (after > lastSeq && lastSeqKnown) {
             return problemResponse(
               400,
-              `Last-Event-ID ${after} is past the run's last event (${run.log.lastSeq}): ` +
+              `Last-Event-ID ${after} is past the run's last event (${lastSeq}): ` +
                 `no client can have seen it`,
             );
           }
           if (shutdown.begun) return unavailable("the server is shutting down");
           // A run that is over with nothing left to replay: 204 tells an
           // EventSource to stop reconnecting (WHATWG), instead of looping.
-          if (!run.active && after >= run.log.lastSeq) return new Response(null, { status: 204 });
+          if (over && after >= lastSeq) return new Response(null, { status: 204 });
           if (!streams.hasRoom()) return tooManyStreams();
           return streams.open(run, after, false);
         },
@@ -213,15 +273,21 @@ export function createRoutes(context: RouteContext): Route[] {
     {
       pattern: /^\/health$/,
       methods: {
-        GET: () =>
-          json({
-            status: "ok",
+        GET: () => {
+          // A store that cannot be reached makes the instance unfit for new runs: 503.
+          const storeUp = store === undefined || store.up;
+          return json({
+            status: storeUp ? "ok" : "unavailable",
             version: VERSION,
             instance: config.instanceId,
             uptimeSeconds: Math.floor((performance.now() - started) / 1000),
             activeRuns: runs.activeCount,
+            store: store === undefined
+              ? { kind: "memory" }
+              : { kind: "redis", status: storeUp ? "up" : "down" },
             ...(config.mcp === undefined ? {} : { mcpServers: config.mcp.health() }),
-          }),
+          }, storeUp ? 200 : 503);
+        },
       },
     },
   ];

@@ -15,6 +15,7 @@ import { type LogBudget, RunLog } from "../sse/run-log.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import { measureJson, type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
 import { ProgressThrottle } from "./progress-throttle.ts";
+import type { RunCopy } from "./redis-store.ts";
 
 /**
  * Where a run is in its life.
@@ -46,6 +47,8 @@ export interface RunOptions {
   executor: ExecutorConfig;
   /** The id of the server instance that executes the run, shown on it. */
   instance?: string;
+  /** The shared store that keeps a copy of the run, if any. */
+  store?: { copy(run: Run): RunCopy };
   /** Most bytes of events the run's log keeps. */
   maxRunLogBytes: number;
   /** Cap on one `task_complete` event's data, in bytes. */
@@ -129,6 +132,9 @@ export class Run implements LoggedRun {
     this.instance = settings.instance;
     this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes, logBudget);
     const log = this.log;
+    // A copy in the shared store, when there is one, from the first event on.
+    const copy = settings.store?.copy(this);
+    if (copy !== undefined) log.observe(copy.frame);
     const progress = new ProgressThrottle();
     const max = settings.maxRunOutputBytes;
     this.#budget = max === undefined ? undefined : withOutputBudget(tools, max);
@@ -153,6 +159,7 @@ export class Run implements LoggedRun {
         this.finishedAt = performance.now();
         this.#finishedIso = new Date().toISOString();
         log.end();
+        copy?.finish();
       });
   }
 

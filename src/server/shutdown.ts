@@ -10,6 +10,7 @@ import { outOfLogErrorFrame } from "../sse/log-stream.ts";
 import type { ManagedToolRegistry } from "../tools/registry.ts";
 import type { EventStreams } from "./event-streams.ts";
 import type { RunRegistry } from "./run-registry.ts";
+import type { RedisRunStore } from "./redis-store.ts";
 
 /**
  * What a shutdown stops.
@@ -43,6 +44,8 @@ export interface ShutdownParts {
   runs: RunRegistry;
   /** The MCP servers, when there are any. */
   mcp?: ManagedToolRegistry;
+  /** The shared run store, when there is one. */
+  store?: RedisRunStore;
 }
 
 /**
@@ -86,11 +89,13 @@ export class Shutdown {
   }
 
   async #stop(): Promise<void> {
-    const { streams, runs, mcp } = this.#parts;
+    const { streams, runs, mcp, store } = this.#parts;
     streams.closeAll(outOfLogErrorFrame("the server is shutting down", { code: "shutdown" }));
     runs.cancelAll("server shutting down");
     await runs.idle();
     // The runs are over: nothing calls the MCP servers any more.
     await mcp?.close();
+    // Their last states are sent: the store's connections close after them.
+    await store?.close();
   }
 }

@@ -165,6 +165,7 @@ export class RunLog {
   #ended = false;
   #discarded = false;
   #waiters = new Set<() => void>();
+  #observer: ((seq: number, frame: string) => void) | undefined;
 
   /**
    * Creates an empty log.
@@ -207,8 +208,51 @@ export class RunLog {
   /** Appends an event; returns its sequence id. Ignored (returns 0) once ended. */
   append(event: SSEEvent): number {
     if (this.#ended) return 0;
-    const seq = this.#nextSeq++;
-    const frame = encodeSSEEvent(event, seq, this.#maxPayloadBytes);
+    const seq = this.#nextSeq;
+    return this.#add(seq, encodeSSEEvent(event, seq, this.#maxPayloadBytes));
+  }
+
+  /**
+   * Appends a frame encoded elsewhere (a copy of another process's log),
+   * with its sequence id `seq`, which must come after the last one. When
+   * `seq` skips ids (those frames gave way there), the frames kept here give
+   * way too and the log goes on from `seq`: a reader that still needed them
+   * gets `lost`. Returns `seq`; ignored (returns 0) once ended or for an id
+   * already passed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { RunLog } from "./run-log.ts";
+   * const copy = new RunLog(1 << 20);
+   * copy.appendFrame(1, "id: 1\nevent: task_start\ndata: {}\n\n");
+   * copy.appendFrame(5, "id: 5\nevent: task_start\ndata: {}\n\n");
+   * assert.deepEqual([copy.firstSeq, copy.lastSeq], [5, 5]);
+   * assert.equal(copy.appendFrame(5, "id: 5\n\n"), 0);
+   * ```
+   */
+  appendFrame(seq: number, frame: string): number {
+    if (this.#ended || seq < this.#nextSeq) return 0;
+    if (seq > this.#nextSeq) {
+      while (!this.#blocks.empty) this.#dropOldest();
+      this.#firstSeq = this.#nextSeq = seq;
+    }
+    return this.#add(seq, frame);
+  }
+
+  /**
+   * Calls `observer` with each frame appended from now on, with its sequence
+   * id (one observer: a later call replaces it). For a copy of the log kept
+   * elsewhere.
+   */
+  observe(observer: (seq: number, frame: string) => void): void {
+    this.#observer = observer;
+  }
+
+  /** Stores frame `seq` (the next id), encoded. */
+  #add(seq: number, frame: string): number {
+    this.#nextSeq = seq + 1;
+    this.#observer?.(seq, frame);
     // Encode straight into the open block when the frame surely fits (a
     // UTF-16 unit is at most 3 bytes): encodeInto says how many bytes it
     // took, so the frame is measured and copied in one pass.

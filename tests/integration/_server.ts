@@ -44,7 +44,10 @@ export interface ServerProcess {
 }
 
 /** The Deno permission flags of `deno task serve`, the default of {@linkcode startServer}. */
-export const SERVE_PERMISSIONS: readonly string[] = ["--allow-net", "--allow-env=DAGSTREAM_*"];
+export const SERVE_PERMISSIONS: readonly string[] = [
+  "--allow-net",
+  "--allow-env=DAGSTREAM_*,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+];
 
 /**
  * Spawns `deno run ... src/server/main.ts --port 0 ...flags` and resolves once

@@ -102,3 +102,25 @@ Deno.test("values out of range and malformed list entries are usage errors", () 
     (e: unknown) => e instanceof UsageError && e.pointAtHelp,
   );
 });
+
+Deno.test("--store: memory or a redis:// URL, from the flag or DAGSTREAM_STORE; --help shows memory", () => {
+  assert.equal(shownDefault("--store"), SERVER_DEFAULTS.store);
+  assert.equal(parseCommandLine([], noEnv).config.store, undefined);
+  assert.equal(parseCommandLine(["--store", "memory"], noEnv).config.store, "memory");
+  const url = "redis://user:pw@10.0.0.5:6380/2";
+  assert.equal(parseCommandLine(["--store", url], noEnv).config.store, url);
+  const fromEnv = (name: string) => name === "DAGSTREAM_STORE" ? "rediss://cache:6379" : undefined;
+  assert.equal(parseCommandLine([], fromEnv).config.store, "rediss://cache:6379");
+  for (const bad of ["redis://", "http://h:1", "redis://h:1/db0", "mem"]) {
+    assert.throws(
+      () => parseCommandLine(["--store", bad], noEnv),
+      (e: unknown) => e instanceof UsageError && /--store must be/.test(e.message),
+      bad,
+    );
+  }
+  assert.throws(
+    () => parseCommandLine(["--store", "redis:/x:secret@h"], noEnv),
+    (e: unknown) => e instanceof UsageError && !e.message.includes("secret"),
+  );
+  assert.throws(() => resolveServerConfig({ store: "http://x" }), RangeError);
+});

@@ -1,0 +1,398 @@
+/**
+ * Runs shared between server instances through Redis (`--store redis://…`).
+ *
+ * Each instance still executes its own runs (those it accepted) and keeps
+ * their logs in memory as in memory mode; it also copies every run to Redis
+ * as it goes: the metadata into a hash, each event frame into a Redis Stream
+ * whose entry ids are the SSE sequence ids (`<seq>-0`). Any instance can then
+ * list the runs, show one, and stream its events (replayed with `XREAD` from
+ * the start, then followed with `XREAD BLOCK`: one follower connection per
+ * run per instance, shared by all of that instance's watchers of the run).
+ * `DELETE` of a run executing elsewhere is published on a channel that every
+ * instance listens to; the owner cancels it. Finished runs expire after
+ * `--run-ttl-seconds`.
+ *
+ * Keys (prefix `dagstream:`): `run:<id>` (hash), `run:<id>:events`
+ * (stream), `runs` (sorted set of run ids by creation time), channel
+ * `cancel`.
+ *
+ * @module
+ */
+
+import { createClient } from "npm:@redis/client@6.3.1";
+import type { DAGExecutionResult, Task } from "../dag/types.ts";
+import { describeError } from "../dag/errors.ts";
+import { RunLog } from "../sse/run-log.ts";
+import type { LoggedRun } from "../sse/log-stream.ts";
+import type { Run, RunStatus, RunView } from "./run.ts";
+
+type Client = ReturnType<typeof createClient>;
+
+const RUNS = "dagstream:runs";
+const CANCEL = "dagstream:cancel";
+const metaKey = (id: string) => `dagstream:run:${id}`;
+const eventsKey = (id: string) => `dagstream:run:${id}:events`;
+
+/** Bytes of frames on their way to Redis, all runs together; past it frames are not copied. */
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/** How long a follower's `XREAD` blocks before it looks at the run's status again. */
+const FOLLOW_BLOCK_MS = 1000;
+/** Entries read per `XREAD`. */
+const READ_COUNT = 1000;
+
+/** What a {@linkcode RedisRunStore} needs to know. */
+export interface RedisStoreSettings {
+  /** This instance's id. */
+  instance: string;
+  /** Seconds a finished run stays in Redis. */
+  runTtlSeconds: number;
+  /** Most bytes of events a followed run's copy keeps here. */
+  maxRunLogBytes: number;
+  /** Most runs `list` returns (the newest). */
+  maxRuns: number;
+  /** Where problems are logged. */
+  log: (record: Record<string, unknown>) => void;
+}
+
+/** A run of any instance as read from Redis, ready for a stream. */
+export interface FollowedRun extends LoggedRun {
+  /** The run's id. */
+  readonly id: string;
+  /** Whether the run may still get events. */
+  readonly active: boolean;
+  /**
+   * The last sequence id the run had when it was opened here: exact for a
+   * run that was over, a lower bound for one that ran (its instance may have
+   * sent more since).
+   */
+  readonly lastSeqAtOpen: number;
+  /** Whether the run was already over then. */
+  readonly overAtOpen: boolean;
+}
+
+/** What the copy of one local run needs from the run, when it ends. */
+export interface RunCopy {
+  /** Copies a frame of the run's log. */
+  frame(seq: number, frame: string): void;
+  /** The run is over: its status, result and expiry go to Redis. */
+  finish(): void;
+}
+
+/**
+ * The Redis side of the shared run store. Create it with
+ * {@linkcode RedisRunStore.open}; it connects in the background and
+ * reconnects after losing Redis, and {@linkcode RedisRunStore.up} says
+ * whether it can be used now.
+ */
+export class RedisRunStore {
+  readonly #settings: RedisStoreSettings;
+  readonly #commands: Client;
+  readonly #subscriber: Client;
+  readonly #followed = new Map<string, RemoteRun>();
+  #inFlightBytes = 0;
+  #closed = false;
+  #onCancel: ((id: string) => void) | undefined;
+  #lastError = "";
+
+  private constructor(url: string, settings: RedisStoreSettings) {
+    this.#settings = settings;
+    const options = {
+      url,
+      // Commands fail at once while Redis is away, instead of queueing without bound.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 5000,
+        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
+      },
+    };
+    this.#commands = createClient(options);
+    this.#subscriber = createClient(options);
+    for (const client of [this.#commands, this.#subscriber]) {
+      client.on("error", (error: unknown) => this.#problem(error));
+    }
+  }
+
+  /**
+   * Starts connecting to the Redis at `url` (`redis://[user:pass@]host:port[/db]`)
+   * and returns at once: a server starts even while Redis is away.
+   *
+   * @throws {TypeError} for a URL that is not a redis:// one
+   */
+  static open(url: string, settings: RedisStoreSettings): RedisRunStore {
+    if (!/^rediss?:\/\//.test(url)) throw new TypeError("the store URL must start with redis://");
+    const store = new RedisRunStore(url, settings);
+    store.#commands.connect().catch((error: unknown) => store.#problem(error));
+    store.#subscriber.connect().then(
+      () =>
+        store.#subscriber.subscribe(CANCEL, (id: string) => store.#onCancel?.(id)).catch((
+          error: unknown,
+        ) => store.#problem(error)),
+      (error: unknown) => store.#problem(error),
+    );
+    return store;
+  }
+
+  /** Whether Redis answers now. */
+  get up(): boolean {
+    return this.#commands.isReady && this.#subscriber.isReady;
+  }
+
+  /** Where to send the ids of runs cancelled on other instances (one handler). */
+  onCancel(handler: (id: string) => void): void {
+    this.#onCancel = handler;
+  }
+
+  /**
+   * Starts copying a run this instance executes: its metadata now, each frame
+   * as it is appended, its status and result when it ends.
+   */
+  copy(run: Run): RunCopy {
+    const id = run.id;
+    const key = eventsKey(id);
+    const view = run.toJSON(false);
+    this.#send(
+      this.#commands.hSet(metaKey(id), {
+        runId: id,
+        status: view.status,
+        instance: view.instance ?? "",
+        createdAt: view.createdAt,
+        startedAt: view.startedAt,
+        dag: JSON.stringify({ tasks: run.tasks }),
+      }),
+      0,
+    );
+    this.#send(this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id }), 0);
+    let skipped = 0;
+    return {
+      frame: (seq, frame) => {
+        if (this.#inFlightBytes + frame.length > MAX_IN_FLIGHT_BYTES || !this.#commands.isReady) {
+          if (skipped++ === 0) {
+            this.#settings.log({ msg: "store", runId: id, warning: "events not copied to Redis" });
+          }
+          return;
+        }
+        // Frames that gave way here give way there too.
+        const first = run.log.firstSeq;
+        const options = first > 1
+          ? { TRIM: { strategy: "MINID" as const, threshold: first } }
+          : undefined;
+        this.#send(this.#commands.xAdd(key, `${seq}-0`, { f: frame }, options), frame.length);
+      },
+      finish: () => {
+        const done = run.toJSON(false);
+        const fields: Record<string, string> = {
+          status: done.status,
+          lastSeq: String(run.log.lastSeq),
+          finishedAt: done.finishedAt ?? new Date().toISOString(),
+        };
+        if (done.result !== undefined) fields.result = JSON.stringify(done.result);
+        if (done.error !== undefined) fields.error = done.error;
+        const ttl = Math.max(1, this.#settings.runTtlSeconds);
+        this.#send(this.#commands.hSet(metaKey(id), fields), 0);
+        this.#send(this.#commands.expire(metaKey(id), ttl), 0);
+        this.#send(this.#commands.expire(key, ttl), 0);
+      },
+    };
+  }
+
+  /** A run as `GET /runs/<id>` shows it, from Redis; undefined when unknown (or expired). */
+  async view(id: string, withDag = true): Promise<RunView | undefined> {
+    const meta = await this.#commands.hGetAll(metaKey(id)) as Record<string, string>;
+    return meta.runId === undefined ? undefined : viewOf(meta, withDag);
+  }
+
+  /** The newest runs of every instance, oldest first, as `GET /runs` lists them. */
+  async list(): Promise<RunView[]> {
+    const ids = await this.#commands.zRange(RUNS, 0, this.#settings.maxRuns - 1, { REV: true });
+    const fields = ["runId", "status", "instance", "createdAt", "startedAt", "finishedAt"];
+    const rows = await Promise.all(
+      ids.map((id: string) => this.#commands.hmGet(metaKey(id), fields)),
+    ) as (string | null)[][];
+    const views: RunView[] = [];
+    const gone: string[] = [];
+    rows.forEach((row, k) => {
+      if (row[0] === null) gone.push(ids[k]);
+      else {
+        const meta: Record<string, string> = {};
+        fields.forEach((field, f) => {
+          if (row[f] !== null) meta[field] = row[f]!;
+        });
+        views.push(viewOf(meta, false));
+      }
+    });
+    // Runs that expired leave the index too.
+    if (gone.length > 0) this.#send(this.#commands.zRem(RUNS, gone), 0);
+    return views.reverse();
+  }
+
+  /**
+   * Cancels a run executing on any instance: its owner gets the request
+   * through the channel. Says whether it was running.
+   */
+  async cancel(id: string): Promise<"cancelled" | "over" | "unknown"> {
+    const status = await this.#commands.hGet(metaKey(id), "status") as string | null;
+    if (status === null) return "unknown";
+    if (status !== "running") return "over";
+    await this.#commands.publish(CANCEL, id);
+    return "cancelled";
+  }
+
+  /**
+   * A run of any instance, to stream: its events are read from Redis into a
+   * log here (shared by every watcher on this instance) until the run ends.
+   * Undefined when Redis does not know it.
+   */
+  async follow(id: string): Promise<FollowedRun | undefined> {
+    const known = this.#followed.get(id);
+    if (known !== undefined && known.active) return known;
+    const [status, lastSeq] = await this.#commands.hmGet(metaKey(id), [
+      "status",
+      "lastSeq",
+    ]) as (string | null)[];
+    if (status === null) return undefined;
+    // A finished run's last id is in its hash; a running one's is at least the stream's last.
+    let lastSeqAtOpen = Number(lastSeq ?? 0);
+    if (status === "running") {
+      const last = await this.#commands.xRevRange(eventsKey(id), "+", "-", { COUNT: 1 });
+      lastSeqAtOpen = !last || last.length === 0 ? 0 : Number.parseInt(last[0]!.id, 10);
+    }
+    const run = new RemoteRun(
+      id,
+      new RunLog(this.#settings.maxRunLogBytes),
+      lastSeqAtOpen,
+      status !== "running",
+      this,
+    );
+    this.#followed.set(id, run);
+    this.#follow(run).catch((error) => this.#problem(error)).finally(() => {
+      run.stop();
+      if (this.#followed.get(id) === run) this.#followed.delete(id);
+    });
+    return run;
+  }
+
+  /** Stops following runs and closes the connections. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const run of this.#followed.values()) run.stop();
+    await Promise.allSettled(
+      [this.#commands, this.#subscriber].map((client) =>
+        client.isOpen ? client.close() : Promise.resolve()
+      ),
+    );
+  }
+
+  /** Reads run `run.id`'s events into its log until the run is over. */
+  async #follow(run: RemoteRun): Promise<void> {
+    const reader = this.#commands.duplicate();
+    reader.on("error", (error: unknown) => this.#problem(error));
+    run.onStop = () => reader.destroy();
+    await reader.connect();
+    let last = "0-0";
+    try {
+      while (!this.#closed && run.active) {
+        const reply = await reader.xRead({ key: eventsKey(run.id), id: last }, {
+          BLOCK: FOLLOW_BLOCK_MS,
+          COUNT: READ_COUNT,
+        }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
+        let sawEnd = reply === null;
+        for (const { id, message } of reply?.[0]?.messages ?? []) {
+          run.log.appendFrame(Number.parseInt(id, 10), message.f);
+          last = id;
+          if (message.f.includes("\nevent: execution_complete\n")) sawEnd = true;
+        }
+        if (!sawEnd) continue;
+        const [status, lastSeq] = await this.#commands.hmGet(metaKey(run.id), [
+          "status",
+          "lastSeq",
+        ]) as (string | null)[];
+        if (status === null) break; // expired meanwhile
+        if (status !== "running" && lastSeq !== null && run.log.lastSeq >= Number(lastSeq)) break;
+      }
+    } finally {
+      if (reader.isOpen) reader.destroy();
+    }
+  }
+
+  /** Sends a command without waiting for it; a failure is logged, not thrown. */
+  #send(command: Promise<unknown>, bytes: number): void {
+    this.#inFlightBytes += bytes;
+    command.then(
+      () => this.#inFlightBytes -= bytes,
+      (error) => {
+        this.#inFlightBytes -= bytes;
+        this.#problem(error);
+      },
+    );
+  }
+
+  /** Logs a Redis problem, once until a different one comes. */
+  #problem(error: unknown): void {
+    const message = describeError(error);
+    if (message === this.#lastError || this.#closed) return;
+    this.#lastError = message;
+    this.#settings.log({ msg: "store", store: "redis", error: message });
+  }
+
+  /** Used by followed runs to cancel through the channel. */
+  cancelQuietly(id: string): void {
+    this.cancel(id).catch((error) => this.#problem(error));
+  }
+}
+
+/** A run followed from Redis. */
+class RemoteRun implements FollowedRun {
+  readonly id: string;
+  readonly log: RunLog;
+  readonly lastSeqAtOpen: number;
+  readonly overAtOpen: boolean;
+  readonly #store: RedisRunStore;
+  #active = true;
+  onStop: (() => void) | undefined;
+
+  constructor(
+    id: string,
+    log: RunLog,
+    lastSeqAtOpen: number,
+    overAtOpen: boolean,
+    store: RedisRunStore,
+  ) {
+    this.id = id;
+    this.log = log;
+    this.lastSeqAtOpen = lastSeqAtOpen;
+    this.overAtOpen = overAtOpen;
+    this.#store = store;
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** No more events come: the log ends. */
+  stop(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.log.end();
+    this.onStop?.();
+  }
+
+  cancel(_reason: string): void {
+    this.#store.cancelQuietly(this.id);
+  }
+}
+
+/** A run's hash as the routes show it. */
+function viewOf(meta: Record<string, string>, withDag: boolean): RunView {
+  const view: RunView = {
+    runId: meta.runId,
+    status: meta.status as RunStatus,
+    createdAt: meta.createdAt,
+    startedAt: meta.startedAt,
+  };
+  if (meta.finishedAt) view.finishedAt = meta.finishedAt;
+  if (meta.instance) view.instance = meta.instance;
+  if (meta.result) view.result = JSON.parse(meta.result) as DAGExecutionResult;
+  if (meta.error) view.error = meta.error;
+  if (withDag && meta.dag) view.dag = JSON.parse(meta.dag) as { tasks: Task[] };
+  return view;
+}
