@@ -23,13 +23,17 @@ import { createClient } from "npm:@redis/client@6.3.1";
 import type { DAGExecutionResult, Task } from "../dag/types.ts";
 import { describeError } from "../dag/errors.ts";
 import { RunLog } from "../sse/run-log.ts";
+import { encodeSSEEvent } from "../sse/frame.ts";
+import { errorEvent, type SSEEvent } from "../dag/events.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import type { Run, RunStatus, RunView } from "./run.ts";
 
 type Client = ReturnType<typeof createClient>;
 
 const RUNS = "dagstream:runs";
+const RUNNING = "dagstream:running";
 const CANCEL = "dagstream:cancel";
+const leaseKey = (instance: string) => `dagstream:instance:${instance}`;
 const metaKey = (id: string) => `dagstream:run:${id}`;
 const eventsKey = (id: string) => `dagstream:run:${id}:events`;
 
@@ -37,8 +41,65 @@ const eventsKey = (id: string) => `dagstream:run:${id}:events`;
 const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** How long a follower's `XREAD` blocks before it looks at the run's status again. */
 const FOLLOW_BLOCK_MS = 1000;
+/** A batch of frames is sent once it holds this many characters (or at the end of the turn). */
+const BATCH_BYTES = 256 * 1024;
+
+/**
+ * Appends a batch of frames to a run's stream, then trims what gave way.
+ * KEYS: the stream. ARGV: the first sequence id kept, then id/frame pairs.
+ */
+const APPEND = `
+for i = 2, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'f', ARGV[i + 1]) end
+if tonumber(ARGV[1]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1]) end
+return 1
+`;
+
 /** Entries read per `XREAD`. */
 const READ_COUNT = 1000;
+/** An instance renews its lease this often... */
+const LEASE_RENEW_MS = 2000;
+/** ...and it lapses this long after the last renewal: its running runs are then lost. */
+const LEASE_TTL_MS = 10_000;
+
+/**
+ * Records a run's end, unless another instance already ended it as lost
+ * (this instance was away from Redis for too long). KEYS: hash, stream,
+ * running set. ARGV: TTL in seconds, run id, then field/value pairs.
+ */
+const FINISH = `
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1
+`;
+
+/**
+ * Ends a run whose instance was lost, unless it ended or its instance came
+ * back meanwhile (atomically, so that one instance does it): the two frames
+ * go in after the last event seen, the hash says `failed`, both keys expire.
+ * KEYS: hash, stream, running set, the owner's lease. ARGV: the last id seen,
+ * the error frame's and execution_complete's text after their `id:` lines,
+ * the error, finishedAt, the TTL in seconds, the run id.
+ */
+const REAP = String.raw`
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local seq = 0
+if #last > 0 then seq = tonumber(string.match(last[1][1], '^(%d+)')) end
+if seq ~= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[2], (seq + 1) .. '-0', 'f', 'id: ' .. (seq + 1) .. '\n' .. ARGV[2])
+redis.call('XADD', KEYS[2], (seq + 2) .. '-0', 'f', 'id: ' .. (seq + 2) .. '\n' .. ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[4], 'finishedAt', ARGV[5],
+  'lastSeq', tostring(seq + 2))
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('SREM', KEYS[3], ARGV[7])
+return 1
+`;
 
 /** What a {@linkcode RedisRunStore} needs to know. */
 export interface RedisStoreSettings {
@@ -70,8 +131,10 @@ export interface FollowedRun extends LoggedRun {
   readonly overAtOpen: boolean;
 }
 
-/** What the copy of one local run needs from the run, when it ends. */
+/** The copy of one local run in Redis. */
 export interface RunCopy {
+  /** Settles once the run is in Redis (listed and shown on every instance), or could not be. */
+  readonly stored: Promise<void>;
   /** Copies a frame of the run's log. */
   frame(seq: number, frame: string): void;
   /** The run is over: its status, result and expiry go to Redis. */
@@ -93,6 +156,8 @@ export class RedisRunStore {
   #closed = false;
   #onCancel: ((id: string) => void) | undefined;
   #lastError = "";
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #reaping = false;
 
   private constructor(url: string, settings: RedisStoreSettings) {
     this.#settings = settings;
@@ -122,6 +187,9 @@ export class RedisRunStore {
     if (!/^rediss?:\/\//.test(url)) throw new TypeError("the store URL must start with redis://");
     const store = new RedisRunStore(url, settings);
     store.#commands.connect().catch((error: unknown) => store.#problem(error));
+    // The lease says this instance is alive; its runs are lost when it lapses.
+    store.#ticker = setInterval(() => store.#tick(), LEASE_RENEW_MS);
+    store.#commands.on("ready", () => store.#tick());
     store.#subscriber.connect().then(
       () =>
         store.#subscriber.subscribe(CANCEL, (id: string) => store.#onCancel?.(id)).catch((
@@ -150,35 +218,54 @@ export class RedisRunStore {
     const id = run.id;
     const key = eventsKey(id);
     const view = run.toJSON(false);
-    this.#send(
-      this.#commands.hSet(metaKey(id), {
-        runId: id,
-        status: view.status,
-        instance: view.instance ?? "",
-        createdAt: view.createdAt,
-        startedAt: view.startedAt,
-        dag: JSON.stringify({ tasks: run.tasks }),
-      }),
-      0,
-    );
-    this.#send(this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id }), 0);
+    const stored = this.#commands.hSet(metaKey(id), {
+      runId: id,
+      status: view.status,
+      instance: view.instance ?? "",
+      createdAt: view.createdAt,
+      startedAt: view.startedAt,
+      dag: JSON.stringify({ tasks: run.tasks }),
+    });
+    const listed = this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id });
+    this.#send(this.#commands.sAdd(RUNNING, id), 0);
     let skipped = 0;
+    // The frames of one event-loop turn go to Redis in one command.
+    let batch: string[] = [];
+    let batchBytes = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (batch.length === 0) return;
+      // Frames that gave way here give way there too.
+      const args = [String(run.log.firstSeq), ...batch];
+      const bytes = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      this.#send(this.#commands.eval(APPEND, { keys: [key], arguments: args }), bytes);
+    };
     return {
+      stored: Promise.all([stored, listed]).then(
+        () => {},
+        (error) => this.#problem(error),
+      ),
       frame: (seq, frame) => {
-        if (this.#inFlightBytes + frame.length > MAX_IN_FLIGHT_BYTES || !this.#commands.isReady) {
+        if (
+          this.#inFlightBytes + batchBytes + frame.length > MAX_IN_FLIGHT_BYTES ||
+          !this.#commands.isReady
+        ) {
           if (skipped++ === 0) {
             this.#settings.log({ msg: "store", runId: id, warning: "events not copied to Redis" });
           }
           return;
         }
-        // Frames that gave way here give way there too.
-        const first = run.log.firstSeq;
-        const options = first > 1
-          ? { TRIM: { strategy: "MINID" as const, threshold: first } }
-          : undefined;
-        this.#send(this.#commands.xAdd(key, `${seq}-0`, { f: frame }, options), frame.length);
+        batch.push(`${seq}-0`, frame);
+        batchBytes += frame.length;
+        if (batchBytes >= BATCH_BYTES) flush();
+        else timer ??= setTimeout(flush, 0);
       },
       finish: () => {
+        flush();
         const done = run.toJSON(false);
         const fields: Record<string, string> = {
           status: done.status,
@@ -188,9 +275,13 @@ export class RedisRunStore {
         if (done.result !== undefined) fields.result = JSON.stringify(done.result);
         if (done.error !== undefined) fields.error = done.error;
         const ttl = Math.max(1, this.#settings.runTtlSeconds);
-        this.#send(this.#commands.hSet(metaKey(id), fields), 0);
-        this.#send(this.#commands.expire(metaKey(id), ttl), 0);
-        this.#send(this.#commands.expire(key, ttl), 0);
+        this.#send(
+          this.#commands.eval(FINISH, {
+            keys: [metaKey(id), key, RUNNING],
+            arguments: [String(ttl), id, ...Object.entries(fields).flat()],
+          }),
+          0,
+        );
       },
     };
   }
@@ -271,10 +362,17 @@ export class RedisRunStore {
     return run;
   }
 
-  /** Stops following runs and closes the connections. */
+  /**
+   * Stops following runs, gives up this instance's lease (its runs have
+   * ended by now) and closes the connections.
+   */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#ticker);
     for (const run of this.#followed.values()) run.stop();
+    if (this.#commands.isReady) {
+      await this.#commands.del(leaseKey(this.#settings.instance)).catch(() => {});
+    }
     await Promise.allSettled(
       [this.#commands, this.#subscriber].map((client) =>
         client.isOpen ? client.close() : Promise.resolve()
@@ -311,6 +409,110 @@ export class RedisRunStore {
       }
     } finally {
       if (reader.isOpen) reader.destroy();
+    }
+  }
+
+  /** Renews this instance's lease, then ends the runs of instances whose lease lapsed. */
+  #tick(): void {
+    if (this.#closed || !this.#commands.isReady) return;
+    this.#send(
+      this.#commands.set(leaseKey(this.#settings.instance), String(Date.now()), {
+        expiration: { type: "PX", value: LEASE_TTL_MS },
+      }),
+      0,
+    );
+    if (this.#reaping) return;
+    this.#reaping = true;
+    this.#reapLost()
+      .then(() => this.#forgetBeyondMaxRuns())
+      .catch((error) => this.#problem(error))
+      .finally(() => this.#reaping = false);
+  }
+
+  /**
+   * Keeps at most `maxRuns` finished runs (and every running one), as the
+   * memory store does: the oldest finished ones beyond it are deleted now,
+   * whatever their TTL, and leave the index, which so stays bounded.
+   */
+  async #forgetBeyondMaxRuns(): Promise<void> {
+    const older = await this.#commands.zRange(RUNS, 0, -(this.#settings.maxRuns + 1)) as string[];
+    if (older.length === 0) return;
+    const running = await this.#commands.smIsMember(RUNNING, older) as number[];
+    const gone = older.filter((_, k) => running[k] !== 1);
+    if (gone.length === 0) return;
+    await this.#commands.del(gone.flatMap((id) => [metaKey(id), eventsKey(id)]));
+    await this.#commands.zRem(RUNS, gone);
+  }
+
+  /** Fails, with an `instance_lost` error event, each running run whose instance's lease lapsed. */
+  async #reapLost(): Promise<void> {
+    const ids = await this.#commands.sMembers(RUNNING) as string[];
+    for (const id of ids) {
+      if (this.#closed) return;
+      const meta = await this.#commands.hGetAll(metaKey(id)) as Record<string, string>;
+      if (meta.runId === undefined) {
+        await this.#commands.sRem(RUNNING, id); // expired
+        continue;
+      }
+      if (meta.status !== "running" || !meta.instance) continue;
+      if (await this.#commands.exists(leaseKey(meta.instance))) continue;
+      await this.#reap(id, meta);
+    }
+  }
+
+  /** Ends run `id` of a lost instance: an error event, then `execution_complete`. */
+  async #reap(id: string, meta: Record<string, string>): Promise<void> {
+    const entries = await this.#commands.xRange(eventsKey(id), "-", "+") as {
+      id: string;
+      message: Record<string, string>;
+    }[];
+    const lastSeen = entries.length === 0 ? 0 : Number.parseInt(entries.at(-1)!.id, 10);
+    let successes = 0;
+    for (const { message } of entries) {
+      if (
+        message.f.includes("\nevent: task_complete\n") && message.f.includes('"status":"success"')
+      ) {
+        successes++;
+      }
+    }
+    const totalTasks = meta.dag ? (JSON.parse(meta.dag) as { tasks: unknown[] }).tasks.length : 0;
+    const now = new Date();
+    const error = `instance ${meta.instance} was lost (no sign of life for ${
+      LEASE_TTL_MS / 1000
+    } s)`;
+    // Without their `id:` lines: the script numbers them after the last event.
+    const errorFrame = encodeSSEEvent(errorEvent(error, { code: "instance_lost" }));
+    const completeEvent: SSEEvent = {
+      type: "execution_complete",
+      data: {
+        totalTasks,
+        successCount: successes,
+        errorCount: totalTasks - successes,
+        totalExecutionTimeMs: Math.max(0, now.getTime() - Date.parse(meta.startedAt)),
+        speedup: 1,
+        timestamp: now.toISOString(),
+      },
+    };
+    const completeFrame = encodeSSEEvent(completeEvent);
+    const reaped = await this.#commands.eval(REAP, {
+      keys: [metaKey(id), eventsKey(id), RUNNING, leaseKey(meta.instance)],
+      arguments: [
+        String(lastSeen),
+        errorFrame,
+        completeFrame,
+        error,
+        now.toISOString(),
+        String(Math.max(1, this.#settings.runTtlSeconds)),
+        id,
+      ],
+    });
+    if (reaped === 1) {
+      this.#settings.log({
+        msg: "store",
+        runId: id,
+        lostInstance: meta.instance,
+        status: "failed",
+      });
     }
   }
 

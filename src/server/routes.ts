@@ -118,12 +118,15 @@ export function createRoutes(context: RouteContext): Route[] {
     // Shutdown may have begun while the body arrived: it has cancelled the
     // runs it knew of and will not wait for one started now.
     if (shutdown.begun) return unavailable("the server is shutting down");
-    return mayStart() ?? runs.start(dag) ?? unavailable(
+    const run = mayStart() ?? runs.start(dag) ?? unavailable(
       runs.refusal() === "maxLogBytesTotal"
         ? "the active runs' event logs fill the server's memory budget for events " +
           `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
         : `too many active runs (at most ${config.maxActiveRuns})`,
     );
+    // With a shared store, the answer waits until every instance lists the run.
+    if (store !== undefined && !(run instanceof Response)) await run.stored;
+    return run;
   }
 
   function tooManyStreams(): Response {

@@ -110,6 +110,47 @@ redisTest(
 );
 
 redisTest(
+  "an instance killed mid-run: another ends its run failed with instance_lost, for every watcher",
+  async () => {
+    await using redis = await startRedis();
+    const { a, b } = await twoInstances(redis);
+    await using _b = b;
+    const runId = await startRun(a, {
+      tasks: [
+        { id: "quick", tool: "mock:echo", arguments: { n: 1 } },
+        { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 }, dependsOn: ["quick"] },
+      ],
+    });
+    const { events } = await openEvents(b, runId);
+    const seen: SSEEvent[] = [];
+    while (seen.length < 3) seen.push((await events.next()).value!); // quick done, hold started
+    a.kill("SIGKILL");
+    await a.stop();
+    // Its lease lapses within 10 s; B (which renews its own) then ends the run.
+    for (let next = await events.next(); !next.done; next = await events.next()) {
+      seen.push(next.value);
+    }
+    assert.deepEqual(seen.map((e) => [e.id, e.type]), [
+      ["1", "task_start"],
+      ["2", "task_complete"],
+      ["3", "task_start"],
+      ["4", "error"],
+      ["5", "execution_complete"],
+    ]);
+    const error = seen[3].data as { code: string; error: string };
+    assert.equal(error.code, "instance_lost");
+    assert.match(error.error, /instance A was lost/);
+    const done = seen[4].data as { totalTasks: number; successCount: number; errorCount: number };
+    assert.deepEqual([done.totalTasks, done.successCount, done.errorCount], [2, 1, 1]);
+    const run = await (await fetch(b.at(`/runs/${runId}`))).json();
+    assert.equal(run.status, "failed");
+    assert.match(run.error, /instance A was lost/);
+    // A watcher that comes later gets the same end, replayed.
+    assert.deepEqual((await allEvents(b, runId)).map((e) => e.id), ["1", "2", "3", "4", "5"]);
+  },
+);
+
+redisTest(
   "resuming on B after any event replays exactly the rest; past the end is 400, at the end 204",
   async () => {
     await using redis = await startRedis();
@@ -226,5 +267,37 @@ redisTest(
       assert.match(text, /--store must be "memory" or a redis:\/\/ URL/);
       assert.doesNotMatch(text, /secret/);
     }
+  },
+);
+
+redisTest(
+  "--max-runs bounds the finished runs Redis keeps, as in memory: the oldest go first",
+  async () => {
+    await using redis = await startRedis();
+    await using server = await startServer(["--store", redis.url, "--max-runs", "2"]);
+    await untilStoreUp(server);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const id = await startRun(server, {
+        tasks: [{ id: "x", tool: "mock:echo", arguments: { i } }],
+      });
+      await allEvents(server, id); // over before the next one
+      ids.push(id);
+    }
+    // Within a couple of lease ticks (2 s each) the two oldest are deleted.
+    for (;;) {
+      const response = await fetch(server.at(`/runs/${ids[0]}`));
+      await response.body?.cancel();
+      if (response.status === 404) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(
+      await fetch(server.at(`/runs/${ids[1]}`)).then((r) => r.body?.cancel().then(() => r.status)),
+      404,
+    );
+    const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
+      r: { runId: string },
+    ) => r.runId);
+    assert.deepEqual(listed, ids.slice(2));
   },
 );
