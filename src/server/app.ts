@@ -14,7 +14,7 @@ import { type ResolvedServerConfig, resolveServerConfig, type ServerConfig } fro
 import { addCorsHeaders } from "./cors.ts";
 import { EventStreams } from "./event-streams.ts";
 import { roundMs } from "./log.ts";
-import { answerChecked, type RequestChecks } from "./request-checks.ts";
+import { answerChecked, checkDag, type RequestChecks } from "./request-checks.ts";
 import { createRoutes } from "./routes.ts";
 import type { AppRuns } from "./run-view.ts";
 import { RunRegistry } from "./run-registry.ts";
@@ -84,6 +84,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     runTtlSeconds: config.runTtlSeconds,
     maxRunLogBytes: config.maxRunLogBytes,
     maxRuns: config.maxRuns,
+    maxQueuedRuns: config.maxQueuedRuns,
     log,
   });
   const runs = new RunRegistry(tools.execute, {
@@ -118,6 +119,18 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store });
   // A DELETE on another instance, for a run executing here.
   store?.onCancel((id) => runs.get(id)?.cancel("cancelled by DELETE"));
+  // Runs of the shared queue, taken while a slot is free here.
+  store?.consume(
+    () => !shutdown.begun && runs.activeCount < config.maxActiveRuns,
+    (runId, dag, createdAt) => {
+      const checked = checkDag(dag, config);
+      if (!checked.ok) {
+        const issues = checked.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+        return { error: `instance ${config.instanceId} cannot run this DAG: ${issues}` };
+      }
+      return runs.start(checked.dag, { id: runId, createdAt }) ? "started" : "busy";
+    },
+  );
   const checks: RequestChecks = {
     crossSite: {
       allowedHosts: config.allowedHosts,

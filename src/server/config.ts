@@ -53,6 +53,8 @@ export interface ServerConfig {
    * instance using the same Redis can list, show, stream and cancel.
    */
   store?: string;
+  /** With a Redis store: most runs waiting in the shared queue (503 beyond). Default 10,000. */
+  maxQueuedRuns?: number;
   /**
    * Origin or origins allowed by CORS (`*` for any); CORS is off when unset.
    * Requests whose `Origin` is neither the server's own nor one of these are
@@ -169,6 +171,7 @@ const MIB = 1024 * 1024;
  */
 export const SERVER_DEFAULTS = {
   store: "memory",
+  maxQueuedRuns: 10_000,
   taskTimeout: DEFAULT_TASK_TIMEOUT,
   scheduling: DEFAULT_SCHEDULING,
   maxTasks: DEFAULT_MAX_TASKS,

@@ -94,6 +94,12 @@ const NUMERIC_FLAGS: Readonly<Record<string, NumericFlag>> = {
   },
   "max-active-runs": { setting: "maxActiveRuns", arg: "N", min: 1, help: "runs executing at once" },
   "max-runs": { setting: "maxRuns", arg: "N", min: 1, help: "runs kept, finished ones included" },
+  "max-queued-runs": {
+    setting: "maxQueuedRuns",
+    arg: "N",
+    min: 1,
+    help: "runs waiting in the shared queue (Redis store)",
+  },
   "run-ttl-seconds": {
     setting: "runTtlSeconds",
     arg: "N",

@@ -32,6 +32,8 @@ type Client = ReturnType<typeof createClient>;
 
 const RUNS = "dagstream:runs";
 const RUNNING = "dagstream:running";
+const QUEUE = "dagstream:queue";
+const GROUP = "dagstream";
 const CANCEL = "dagstream:cancel";
 const leaseKey = (instance: string) => `dagstream:instance:${instance}`;
 const metaKey = (id: string) => `dagstream:run:${id}`;
@@ -41,6 +43,41 @@ const eventsKey = (id: string) => `dagstream:run:${id}:events`;
 const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** How long a follower's `XREAD` blocks before it looks at the run's status again. */
 const FOLLOW_BLOCK_MS = 1000;
+/** A message of the queue unacknowledged this long belongs to a lost instance: another takes it. */
+const CLAIM_IDLE_MS = 10_000;
+/** How often an instance looks for such messages. */
+const CLAIM_EVERY_MS = 2000;
+
+/**
+ * Takes a queued run for an instance (the message is acknowledged and
+ * removed whatever the run's state): when the run still waits, it becomes
+ * `running` on that instance and its DAG and creation time come back.
+ * KEYS: hash, running set, queue. ARGV: instance, startedAt, run id, message id, group.
+ */
+const TAKE = `
+redis.call('XACK', KEYS[3], ARGV[5], ARGV[4])
+redis.call('XDEL', KEYS[3], ARGV[4])
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
+redis.call('HSET', KEYS[1], 'status', 'running', 'instance', ARGV[1], 'startedAt', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return redis.call('HMGET', KEYS[1], 'dag', 'createdAt')
+`;
+
+/**
+ * Cancels a run still waiting in the queue (its message is skipped when
+ * taken). KEYS: hash. ARGV: finishedAt, TTL in seconds. Returns the status
+ * the run had.
+ */
+const CANCEL_QUEUED = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', ARGV[1], 'lastSeq', '0',
+    'error', 'cancelled by DELETE before it started')
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return status
+`;
+
 /** A batch of frames is sent once it holds this many characters (or at the end of the turn). */
 const BATCH_BYTES = 256 * 1024;
 
@@ -111,6 +148,8 @@ export interface RedisStoreSettings {
   maxRunLogBytes: number;
   /** Most runs `list` returns (the newest). */
   maxRuns: number;
+  /** Most runs waiting in the shared queue. */
+  maxQueuedRuns: number;
   /** Where problems are logged. */
   log: (record: Record<string, unknown>) => void;
 }
@@ -130,6 +169,23 @@ export interface FollowedRun extends LoggedRun {
   /** Whether the run was already over then. */
   readonly overAtOpen: boolean;
 }
+
+/** A message of the shared queue. */
+interface QueueMessage {
+  id: string;
+  message: Record<string, string>;
+}
+
+/**
+ * Starts a run taken from the queue on this instance: `started`, `busy` (no
+ * room after all: it goes back to the queue), or why it cannot run here (it
+ * then fails with that error).
+ */
+export type StartQueued = (
+  runId: string,
+  dag: unknown,
+  createdAt: string,
+) => "started" | "busy" | { error: string };
 
 /** The copy of one local run in Redis. */
 export interface RunCopy {
@@ -157,6 +213,8 @@ export class RedisRunStore {
   #onCancel: ((id: string) => void) | undefined;
   #lastError = "";
   #ticker: ReturnType<typeof setInterval> | undefined;
+  #consuming: Promise<void> | undefined;
+  #queueReader: Client | undefined;
   #reaping = false;
 
   private constructor(url: string, settings: RedisStoreSettings) {
@@ -223,7 +281,7 @@ export class RedisRunStore {
       status: view.status,
       instance: view.instance ?? "",
       createdAt: view.createdAt,
-      startedAt: view.startedAt,
+      startedAt: view.startedAt ?? new Date().toISOString(),
       dag: JSON.stringify({ tasks: run.tasks }),
     });
     const listed = this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id });
@@ -321,8 +379,12 @@ export class RedisRunStore {
    * through the channel. Says whether it was running.
    */
   async cancel(id: string): Promise<"cancelled" | "over" | "unknown"> {
-    const status = await this.#commands.hGet(metaKey(id), "status") as string | null;
+    const status = await this.#commands.eval(CANCEL_QUEUED, {
+      keys: [metaKey(id)],
+      arguments: [new Date().toISOString(), String(Math.max(1, this.#settings.runTtlSeconds))],
+    }) as string | null;
     if (status === null) return "unknown";
+    if (status === "queued") return "cancelled";
     if (status !== "running") return "over";
     await this.#commands.publish(CANCEL, id);
     return "cancelled";
@@ -341,6 +403,7 @@ export class RedisRunStore {
       "lastSeq",
     ]) as (string | null)[];
     if (status === null) return undefined;
+    const over = status !== "queued" && status !== "running";
     // A finished run's last id is in its hash; a running one's is at least the stream's last.
     let lastSeqAtOpen = Number(lastSeq ?? 0);
     if (status === "running") {
@@ -351,7 +414,7 @@ export class RedisRunStore {
       id,
       new RunLog(this.#settings.maxRunLogBytes),
       lastSeqAtOpen,
-      status !== "running",
+      over,
       this,
     );
     this.#followed.set(id, run);
@@ -370,6 +433,8 @@ export class RedisRunStore {
     this.#closed = true;
     clearInterval(this.#ticker);
     for (const run of this.#followed.values()) run.stop();
+    if (this.#queueReader?.isOpen) this.#queueReader.destroy();
+    await this.#consuming;
     if (this.#commands.isReady) {
       await this.#commands.del(leaseKey(this.#settings.instance)).catch(() => {});
     }
@@ -447,16 +512,24 @@ export class RedisRunStore {
   /** Fails, with an `instance_lost` error event, each running run whose instance's lease lapsed. */
   async #reapLost(): Promise<void> {
     const ids = await this.#commands.sMembers(RUNNING) as string[];
-    for (const id of ids) {
-      if (this.#closed) return;
-      const meta = await this.#commands.hGetAll(metaKey(id)) as Record<string, string>;
-      if (meta.runId === undefined) {
-        await this.#commands.sRem(RUNNING, id); // expired
+    // Small fields only: the DAG is read for the few runs that are reaped.
+    const rows = await Promise.all(
+      ids.map((id) => this.#commands.hmGet(metaKey(id), ["status", "instance"])),
+    ) as (string | null)[][];
+    const alive = new Map<string, boolean>();
+    for (let k = 0; k < ids.length && !this.#closed; k++) {
+      const [status, instance] = rows[k];
+      if (status === null) {
+        await this.#commands.sRem(RUNNING, ids[k]); // expired
         continue;
       }
-      if (meta.status !== "running" || !meta.instance) continue;
-      if (await this.#commands.exists(leaseKey(meta.instance))) continue;
-      await this.#reap(id, meta);
+      if (status !== "running" || !instance) continue;
+      if (!alive.has(instance)) {
+        alive.set(instance, (await this.#commands.exists(leaseKey(instance))) === 1);
+      }
+      if (alive.get(instance)) continue;
+      const meta = await this.#commands.hGetAll(metaKey(ids[k])) as Record<string, string>;
+      if (meta.runId !== undefined) await this.#reap(ids[k], meta);
     }
   }
 
@@ -536,6 +609,125 @@ export class RedisRunStore {
     this.#settings.log({ msg: "store", store: "redis", error: message });
   }
 
+  /**
+   * Puts a validated DAG on the shared queue as a new run, visible on every
+   * instance (status `queued`) once this resolves; or says the queue is full.
+   */
+  async enqueue(tasks: readonly Task[]): Promise<{ runId: string } | "full"> {
+    if (await this.#commands.xLen(QUEUE) >= this.#settings.maxQueuedRuns) return "full";
+    const runId = crypto.randomUUID();
+    const createdAt = new Date().toISOString();
+    await Promise.all([
+      this.#commands.hSet(metaKey(runId), {
+        runId,
+        status: "queued",
+        createdAt,
+        dag: JSON.stringify({ tasks }),
+      }),
+      this.#commands.zAdd(RUNS, { score: Date.parse(createdAt), value: runId }),
+    ]);
+    await this.#commands.xAdd(QUEUE, "*", { runId });
+    return { runId };
+  }
+
+  /**
+   * Takes runs from the shared queue while `hasRoom()` (a free slot here),
+   * and starts each with `start`, which answers `started`, `busy` (put it
+   * back) or a reason it cannot run here (it then fails). Runs until
+   * {@linkcode close}; messages an instance took and never acknowledged
+   * (it died) are taken over after 10 s.
+   */
+  consume(hasRoom: () => boolean, start: StartQueued): void {
+    this.#consuming = this.#consume(hasRoom, start);
+  }
+
+  async #consume(hasRoom: () => boolean, start: StartQueued): Promise<void> {
+    const reader = this.#commands.duplicate();
+    reader.on("error", (error: unknown) => this.#problem(error));
+    this.#queueReader = reader;
+    let grouped = false;
+    let lastClaim = 0;
+    while (!this.#closed) {
+      try {
+        if (!reader.isOpen) await reader.connect();
+        if (!reader.isReady || !hasRoom()) {
+          await pause(50);
+          continue;
+        }
+        if (!grouped) {
+          await reader.xGroupCreate(QUEUE, GROUP, "0", { MKSTREAM: true }).catch(
+            (error: unknown) => {
+              if (!describeError(error).includes("BUSYGROUP")) throw error;
+            },
+          );
+          grouped = true;
+        }
+        let messages: QueueMessage[] = [];
+        if (Date.now() - lastClaim >= CLAIM_EVERY_MS) {
+          lastClaim = Date.now();
+          const claimed = await reader.xAutoClaim(
+            QUEUE,
+            GROUP,
+            this.#settings.instance,
+            CLAIM_IDLE_MS,
+            "0-0",
+            { COUNT: 1 },
+          ) as { messages: (QueueMessage | null)[] };
+          messages = claimed.messages.filter((m): m is QueueMessage => m !== null);
+        }
+        if (messages.length === 0) {
+          const reply = await reader.xReadGroup(
+            GROUP,
+            this.#settings.instance,
+            { key: QUEUE, id: ">" },
+            { COUNT: 1, BLOCK: FOLLOW_BLOCK_MS },
+          ) as { messages: QueueMessage[] }[] | null;
+          messages = reply?.[0]?.messages ?? [];
+        }
+        for (const { id, message } of messages) await this.#take(id, message.runId, start);
+      } catch (error) {
+        if (this.#closed) return;
+        this.#problem(error);
+        grouped = false;
+        await pause(500);
+      }
+    }
+  }
+
+  /** Takes run `runId` (queue message `messageId`) if it still waits, and starts it here. */
+  async #take(messageId: string, runId: string, start: StartQueued): Promise<void> {
+    const taken = await this.#commands.eval(TAKE, {
+      keys: [metaKey(runId), RUNNING, QUEUE],
+      arguments: [this.#settings.instance, new Date().toISOString(), runId, messageId, GROUP],
+    }) as (string | null)[] | null;
+    if (!taken || taken[0] === null) return; // cancelled, or already taken
+    const outcome = start(runId, JSON.parse(taken[0]), taken[1] ?? new Date().toISOString());
+    if (outcome === "started") return;
+    if (outcome === "busy") {
+      // Back to the queue, for any instance.
+      await this.#commands.hSet(metaKey(runId), { status: "queued" });
+      await this.#commands.hDel(metaKey(runId), ["instance", "startedAt"]);
+      await this.#commands.sRem(RUNNING, runId);
+      await this.#commands.xAdd(QUEUE, "*", { runId });
+      return;
+    }
+    await this.#commands.eval(FINISH, {
+      keys: [metaKey(runId), eventsKey(runId), RUNNING],
+      arguments: [
+        String(Math.max(1, this.#settings.runTtlSeconds)),
+        runId,
+        "status",
+        "failed",
+        "error",
+        outcome.error,
+        "finishedAt",
+        new Date().toISOString(),
+        "lastSeq",
+        "0",
+      ],
+    });
+  }
+
   /** Used by followed runs to cancel through the channel. */
   cancelQuietly(id: string): void {
     this.cancel(id).catch((error) => this.#problem(error));
@@ -597,4 +789,9 @@ function viewOf(meta: Record<string, string>, withDag: boolean): RunView {
   if (meta.error) view.error = meta.error;
   if (withDag && meta.dag) view.dag = JSON.parse(meta.dag) as { tasks: Task[] };
   return view;
+}
+
+/** Resolves after `ms` milliseconds. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

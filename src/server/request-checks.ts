@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type PreparedDAG, validateDAG } from "../dag/validate.ts";
+import { type PreparedDAG, validateDAG, type ValidationResult } from "../dag/validate.ts";
 import { invalidDag } from "../sse/problem.ts";
 import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
 import { refuseWithoutToken } from "./auth.ts";
@@ -142,13 +142,22 @@ export async function readDag(
 ): Promise<PreparedDAG | Response> {
   const body = await readJsonBody(request, checks.maxBodyBytes);
   if (body instanceof Response) return body;
+  const checked = checkDag(body.value, checks);
+  return checked.ok ? checked.dag : invalidDag(checked.issues);
+}
+
+/**
+ * Validates a submitted DAG with the server's rules (size, known tools, tool
+ * input schemas, references): for a request's body, and for a run that
+ * waited in the shared queue before an instance took it.
+ */
+export function checkDag(value: unknown, checks: DagChecks): ValidationResult {
   const { tools } = checks;
-  const checked = validateDAG(body.value, {
+  return validateDAG(value, {
     maxTasks: checks.maxTasks,
     isKnownTool: (name) => tools.has(name),
     unknownToolMessage: unknownToolMessages(tools, checks.mcp),
     checkArguments: tools.checkArguments?.bind(tools),
     rejectUnknownReferences: true,
   });
-  return checked.ok ? checked.dag : invalidDag(checked.issues);
 }

@@ -82,6 +82,30 @@ export function createRoutes(context: RouteContext): Route[] {
   /** A problem answer for a shared store that cannot be reached. */
   const storeDown = () => unavailable("the run store (Redis) cannot be reached");
 
+  /**
+   * With a shared store, `POST /runs` puts the run on the shared queue: any
+   * instance with a free slot takes it. 503 only when the queue is full or
+   * Redis cannot be reached.
+   */
+  async function enqueue(request: Request): Promise<{ id: string; status: "queued" } | Response> {
+    if (shutdown.begun) return unavailable("the server is shutting down");
+    if (!store!.up) return storeDown();
+    const dag = await readDag(request, config);
+    if (dag instanceof Response) return dag;
+    let queued: { runId: string } | "full";
+    try {
+      queued = await store!.enqueue(dag.tasks);
+    } catch {
+      return storeDown();
+    }
+    if (queued === "full") {
+      return unavailable(
+        `the queue holds ${config.maxQueuedRuns} runs (--max-queued-runs): try again later`,
+      );
+    }
+    return { id: queued.runId, status: "queued" };
+  }
+
   /** DELETE of a run this instance does not have: its owner cancels it, if it runs. */
   async function cancelElsewhere(id: string): Promise<Response> {
     let outcome: "cancelled" | "over" | "unknown";
@@ -176,7 +200,7 @@ export function createRoutes(context: RouteContext): Route[] {
           }
         },
         POST: async (request) => {
-          const run = await startRun(request);
+          const run = store === undefined ? await startRun(request) : await enqueue(request);
           if (run instanceof Response) return run;
           const location = `/runs/${run.id}`;
           return json(

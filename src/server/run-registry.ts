@@ -177,10 +177,10 @@ export class RunRegistry {
    * Starts a run, or returns `null` when a limit is reached
    * ({@linkcode RunRegistry.refusal} says which).
    */
-  start(dag: PreparedDAG): Run | null {
+  start(dag: PreparedDAG, queued?: { id: string; createdAt: string }): Run | null {
     if (this.refusal() !== undefined) return null;
     this.#prune(1);
-    const run = new Run(dag, this.#tools, this.#settings, this.#logBudget);
+    const run = new Run(dag, this.#tools, this.#settings, this.#logBudget, queued);
     this.#runs.set(run.id, run);
     this.#active++;
     run.done.then(() => {

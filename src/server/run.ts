@@ -28,7 +28,7 @@ import type { RunCopy } from "./redis-store.ts";
  * assert.equal(over("cancelled"), true);
  * ```
  */
-export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
 /**
  * What one {@linkcode Run} is given: executor settings and the limits of
@@ -83,11 +83,11 @@ export interface RunOptions {
  */
 export class Run implements LoggedRun {
   /** The run's id (`X-Run-Id`). */
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   /** When the run was created, ISO 8601. */
-  readonly createdAt: string = new Date().toISOString();
+  readonly createdAt: string;
   /** When the run started executing, ISO 8601 (at once, in this process). */
-  readonly startedAt: string = this.createdAt;
+  readonly startedAt: string;
   /** The id of the server instance executing the run. */
   readonly instance: string | undefined;
   /** The tasks as submitted (normalised: `depends_on` reads as `dependsOn`). */
@@ -125,13 +125,18 @@ export class Run implements LoggedRun {
    * @param tools runs the tasks' tool calls
    * @param settings limits and executor settings
    * @param logBudget the bound the run's log shares with other runs' logs, if any
+   * @param queued the id and creation time of a run that waited in a queue (default: a new run)
    */
   constructor(
     dag: PreparedDAG,
     tools: ToolExecutor,
     settings: RunOptions,
     logBudget?: LogBudget,
+    queued?: { id: string; createdAt: string },
   ) {
+    this.id = queued?.id ?? crypto.randomUUID();
+    this.startedAt = new Date().toISOString();
+    this.createdAt = queued?.createdAt ?? this.startedAt;
     this.taskCount = dag.tasks.length;
     this.tasks = dag.tasks;
     this.instance = settings.instance;
@@ -222,8 +227,8 @@ export interface RunView {
   status: RunStatus;
   /** When it was created, ISO 8601. */
   createdAt: string;
-  /** When it started executing, ISO 8601. */
-  startedAt: string;
+  /** When it started executing, ISO 8601; absent while it waits in the queue. */
+  startedAt?: string;
   /** When it ended, ISO 8601; absent while it runs. */
   finishedAt?: string;
   /** The id of the server instance executing it. */

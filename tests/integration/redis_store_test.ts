@@ -1,9 +1,11 @@
 /**
  * --store redis://: server instances share their runs through a real
- * redis-server (started per test on a free port). A run executing on one
- * instance is listed, shown, streamed live, resumed and cancelled from
- * another; a finished run outlives its instance; losing Redis makes the
- * instance say so (503) until Redis is back. Skipped without redis-server.
+ * redis-server (started per test on a free port). POST /runs puts a run on
+ * the shared queue, any instance with a free slot executes it; the others
+ * list, show, stream live, resume and cancel it; a killed instance's run ends
+ * failed for every watcher; a finished run outlives its instance; losing
+ * Redis makes the instance say so (503) until Redis is back. Skipped without
+ * redis-server.
  */
 
 import assert from "node:assert/strict";
@@ -43,6 +45,19 @@ async function openEvents(server: ServerProcess, runId: string, lastEventId?: nu
   return { response, events: readSSEEvents(response.body!)[Symbol.asyncIterator]() };
 }
 
+/** Waits until the run is taken from the queue; returns the instance executing it and the other. */
+async function placed(pair: { a: ServerProcess; b: ServerProcess }, runId: string) {
+  for (;;) {
+    const run = await (await fetch(pair.a.at(`/runs/${runId}`))).json();
+    if (run.status !== "queued") {
+      return run.instance === "A"
+        ? { owner: pair.a, ownerId: "A", other: pair.b }
+        : { owner: pair.b, ownerId: "B", other: pair.a };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function allEvents(server: ServerProcess, runId: string, lastEventId?: number) {
   const { response, events } = await openEvents(server, runId, lastEventId);
   assert.equal(response.status, 200);
@@ -52,60 +67,106 @@ async function allEvents(server: ServerProcess, runId: string, lastEventId?: num
 }
 
 redisTest(
-  "a run started on A is listed, shown and streamed live on B, and cancelled from B",
+  "a run of the shared queue is listed, shown and streamed live on the other instance, and cancelled from it",
   async () => {
     await using redis = await startRedis();
-    const { a, b } = await twoInstances(redis);
-    await using _a = a;
-    await using _b = b;
+    const pair = await twoInstances(redis);
+    await using _a = pair.a;
+    await using _b = pair.b;
     const dag = holdDag();
-    const runId = await startRun(a, dag);
+    const response = await postDag(pair.a.at("/runs"), dag);
+    assert.equal(response.status, 202);
+    const { runId, status } = await response.json();
+    assert.equal(status, "queued");
 
-    // Visible on B as soon as A answered 202, with A as its instance.
-    const listed = (await (await fetch(b.at("/runs"))).json()).runs;
-    assert.deepEqual(
-      listed.map((
-        r: { runId: string; instance: string; status: string },
-      ) => [r.runId, r.instance, r.status]),
-      [
-        [runId, "A", "running"],
-      ],
-    );
-    const shown = await (await fetch(b.at(`/runs/${runId}`))).json();
-    assert.equal(shown.instance, "A");
+    // Visible on B as soon as A answered 202.
+    const listed = (await (await fetch(pair.b.at("/runs"))).json()).runs;
+    assert.deepEqual(listed.map((r: { runId: string }) => r.runId), [runId]);
+    assert.ok(["queued", "running"].includes(listed[0].status));
+
+    const { ownerId, other } = await placed(pair, runId);
+    const shown = await (await fetch(other.at(`/runs/${runId}`))).json();
+    assert.equal(shown.instance, ownerId);
     assert.deepEqual(shown.dag, dag);
+    assert.ok(Date.parse(shown.startedAt) >= Date.parse(shown.createdAt));
 
-    // B streams it live: the task's start arrives while the task still runs on A.
-    const { response, events } = await openEvents(b, runId);
-    assert.equal(response.status, 200);
+    // The other instance streams it live: the task's start arrives while it still runs.
+    const { response: stream, events } = await openEvents(other, runId);
+    assert.equal(stream.status, 200);
     const first = await events.next();
-    assert.equal(first.value?.type, "task_start");
-    assert.equal(first.value?.id, "1");
+    assert.deepEqual([first.value?.id, first.value?.type], ["1", "task_start"]);
 
-    // DELETE on B reaches the run on A: its tool's signal aborts, the run ends cancelled.
-    const deleted = await fetch(b.at(`/runs/${runId}`), { method: "DELETE" });
+    // DELETE there reaches the run: its tool's signal aborts, the run ends cancelled.
+    const deleted = await fetch(other.at(`/runs/${runId}`), { method: "DELETE" });
     assert.equal(deleted.status, 202);
     assert.deepEqual(await deleted.json(), { runId, status: "cancelled" });
     const rest: SSEEvent[] = [];
     for (let next = await events.next(); !next.done; next = await events.next()) {
-      rest.push(
-        next.value,
-      );
+      rest.push(next.value);
     }
-    assert.deepEqual(rest.map((e) => [e.id, e.type]), [["2", "task_complete"], [
-      "3",
-      "execution_complete",
-    ]]);
+    assert.deepEqual(rest.map((e) => [e.id, e.type]), [
+      ["2", "task_complete"],
+      ["3", "execution_complete"],
+    ]);
     assert.match((rest[0].data as { error: string }).error, /cancelled by DELETE/);
 
     // Both instances agree on the end; a second DELETE is 409 from either.
-    for (const server of [a, b]) {
+    for (const server of [pair.a, pair.b]) {
       const run = await (await fetch(server.at(`/runs/${runId}`))).json();
       assert.equal(run.status, "cancelled");
       assert.equal((await fetch(server.at(`/runs/${runId}`), { method: "DELETE" })).status, 409);
     }
-    assert.equal((await fetch(b.at("/runs/nope"), { method: "DELETE" })).status, 404);
-    assert.equal((await fetch(b.at("/runs/nope"))).status, 404);
+    assert.equal((await fetch(pair.b.at("/runs/nope"), { method: "DELETE" })).status, 404);
+    assert.equal((await fetch(pair.b.at("/runs/nope"))).status, 404);
+  },
+);
+
+redisTest(
+  "runs spread over instances by free slots; the rest wait queued; a full queue is 503",
+  async () => {
+    await using redis = await startRedis();
+    const flags = ["--max-active-runs", "1", "--max-queued-runs", "1"];
+    const pair = await twoInstances(redis, flags);
+    await using _a = pair.a;
+    await using _b = pair.b;
+    // All submitted to A: one slot each, so one runs on A, one on B, one waits.
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push(await startRun(pair.a, holdDag()));
+      if (i < 2) await placed(pair, ids[i]); // taken before the next one comes
+    }
+    const statuses = async () =>
+      Object.fromEntries(
+        (await (await fetch(pair.b.at("/runs"))).json()).runs.map((
+          r: { runId: string; status: string; instance?: string },
+        ) => [r.runId, [r.status, r.instance ?? null]]),
+      );
+    const now = await statuses();
+    assert.deepEqual(new Set([now[ids[0]][1], now[ids[1]][1]]), new Set(["A", "B"]));
+    assert.deepEqual(now[ids[2]], ["queued", null]);
+    // The queue holds one run: the next is refused, with Retry-After.
+    const full = await postDag(pair.a.at("/runs"), holdDag());
+    assert.equal(full.status, 503);
+    assert.equal(full.headers.get("retry-after"), "1");
+    assert.match((await full.json()).detail, /--max-queued-runs/);
+    // A watcher of the waiting run gets its events once an instance takes it.
+    const { events } = await openEvents(pair.b, ids[2]);
+    const cancelled = await fetch(pair.b.at(`/runs/${ids[0]}`), { method: "DELETE" });
+    assert.equal(cancelled.status, 202);
+    const first = await events.next();
+    assert.deepEqual([first.value?.id, first.value?.type], ["1", "task_start"]);
+    const { ownerId } = await placed(pair, ids[2]);
+    assert.equal(ownerId, now[ids[0]][1], "the freed slot took it");
+    // A queued run cancelled before it starts ends at once, with no event.
+    const waiting = await startRun(pair.a, holdDag());
+    const gone = await fetch(pair.b.at(`/runs/${waiting}`), { method: "DELETE" });
+    assert.deepEqual(await gone.json(), { runId: waiting, status: "cancelled" });
+    const run = await (await fetch(pair.a.at(`/runs/${waiting}`))).json();
+    assert.equal(run.status, "cancelled");
+    assert.equal(run.instance, undefined);
+    for (const id of ids.slice(1)) {
+      await (await fetch(pair.a.at(`/runs/${id}`), { method: "DELETE" })).body?.cancel();
+    }
   },
 );
 
@@ -113,20 +174,22 @@ redisTest(
   "an instance killed mid-run: another ends its run failed with instance_lost, for every watcher",
   async () => {
     await using redis = await startRedis();
-    const { a, b } = await twoInstances(redis);
-    await using _b = b;
-    const runId = await startRun(a, {
+    const pair = await twoInstances(redis);
+    await using _a = pair.a;
+    await using _b = pair.b;
+    const runId = await startRun(pair.a, {
       tasks: [
         { id: "quick", tool: "mock:echo", arguments: { n: 1 } },
         { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 }, dependsOn: ["quick"] },
       ],
     });
-    const { events } = await openEvents(b, runId);
+    const { owner, ownerId, other } = await placed(pair, runId);
+    const { events } = await openEvents(other, runId);
     const seen: SSEEvent[] = [];
     while (seen.length < 3) seen.push((await events.next()).value!); // quick done, hold started
-    a.kill("SIGKILL");
-    await a.stop();
-    // Its lease lapses within 10 s; B (which renews its own) then ends the run.
+    owner.kill("SIGKILL");
+    await owner.stop();
+    // Its lease lapses within 10 s; the other instance (which renews its own) ends the run.
     for (let next = await events.next(); !next.done; next = await events.next()) {
       seen.push(next.value);
     }
@@ -139,45 +202,44 @@ redisTest(
     ]);
     const error = seen[3].data as { code: string; error: string };
     assert.equal(error.code, "instance_lost");
-    assert.match(error.error, /instance A was lost/);
+    assert.match(error.error, new RegExp(`instance ${ownerId} was lost`));
     const done = seen[4].data as { totalTasks: number; successCount: number; errorCount: number };
     assert.deepEqual([done.totalTasks, done.successCount, done.errorCount], [2, 1, 1]);
-    const run = await (await fetch(b.at(`/runs/${runId}`))).json();
+    const run = await (await fetch(other.at(`/runs/${runId}`))).json();
     assert.equal(run.status, "failed");
-    assert.match(run.error, /instance A was lost/);
+    assert.match(run.error, /was lost/);
     // A watcher that comes later gets the same end, replayed.
-    assert.deepEqual((await allEvents(b, runId)).map((e) => e.id), ["1", "2", "3", "4", "5"]);
+    assert.deepEqual((await allEvents(other, runId)).map((e) => e.id), ["1", "2", "3", "4", "5"]);
   },
 );
 
 redisTest(
-  "resuming on B after any event replays exactly the rest; past the end is 400, at the end 204",
+  "resuming on the other instance after any event replays exactly the rest; past the end is 400, at the end 204",
   async () => {
     await using redis = await startRedis();
-    const { a, b } = await twoInstances(redis);
-    await using _a = a;
-    await using _b = b;
+    const pair = await twoInstances(redis);
+    await using _a = pair.a;
+    await using _b = pair.b;
     const tasks = Array.from({ length: 30 }, (_, i) => ({
       id: `t${i}`,
       tool: "mock:echo",
       arguments: { i },
       ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
     }));
-    const runId = await startRun(a, { tasks });
-    const onA = await allEvents(a, runId);
-    assert.equal(onA.length, 61);
-    assert.deepEqual(onA.map((e) => Number(e.id)), Array.from({ length: 61 }, (_, i) => i + 1));
+    const runId = await startRun(pair.a, { tasks });
+    const { owner, other } = await placed(pair, runId);
+    const onOwner = await allEvents(owner, runId);
+    assert.equal(onOwner.length, 61);
+    assert.deepEqual(onOwner.map((e) => Number(e.id)), Array.from({ length: 61 }, (_, i) => i + 1));
     for (const after of [0, 1, 17, 60]) {
-      const onB = await allEvents(b, runId, after === 0 ? undefined : after);
-      assert.deepEqual(onB, onA.slice(after), `after ${after}`);
+      const onOther = await allEvents(other, runId, after === 0 ? undefined : after);
+      assert.deepEqual(onOther, onOwner.slice(after), `after ${after}`);
     }
-    assert.equal(
-      (await fetch(b.at(`/runs/${runId}/events`), {
-        headers: { Accept: "text/event-stream", "Last-Event-ID": "61" },
-      })).status,
-      204,
-    );
-    const past = await fetch(b.at(`/runs/${runId}/events`), {
+    const atEnd = await fetch(other.at(`/runs/${runId}/events`), {
+      headers: { Accept: "text/event-stream", "Last-Event-ID": "61" },
+    });
+    assert.equal(atEnd.status, 204);
+    const past = await fetch(other.at(`/runs/${runId}/events`), {
       headers: { Accept: "text/event-stream", "Last-Event-ID": "62" },
     });
     assert.equal(past.status, 400);
@@ -187,24 +249,28 @@ redisTest(
 
 redisTest("a finished run outlives the instance that ran it, until --run-ttl-seconds", async () => {
   await using redis = await startRedis();
-  const { a, b } = await twoInstances(redis, ["--run-ttl-seconds", "2"]);
-  await using _b = b;
-  const runId = await startRun(a, { tasks: [{ id: "x", tool: "mock:echo", arguments: { n: 1 } }] });
-  const events = await allEvents(a, runId);
-  await a.stop();
-  const run = await (await fetch(b.at(`/runs/${runId}`))).json();
+  const pair = await twoInstances(redis, ["--run-ttl-seconds", "2"]);
+  await using _a = pair.a;
+  await using _b = pair.b;
+  const runId = await startRun(pair.a, {
+    tasks: [{ id: "x", tool: "mock:echo", arguments: { n: 1 } }],
+  });
+  const { owner, ownerId, other } = await placed(pair, runId);
+  const events = await allEvents(owner, runId);
+  await owner.stop();
+  const run = await (await fetch(other.at(`/runs/${runId}`))).json();
   assert.equal(run.status, "succeeded");
-  assert.equal(run.instance, "A");
-  assert.deepEqual(await allEvents(b, runId), events);
+  assert.equal(run.instance, ownerId);
+  assert.deepEqual(await allEvents(other, runId), events);
   // Then it expires: 404, and it leaves the list.
   for (;;) {
-    const response = await fetch(b.at(`/runs/${runId}`));
+    const response = await fetch(other.at(`/runs/${runId}`));
     await response.body?.cancel();
     if (response.status === 404) break;
     assert.equal(response.status, 200);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  assert.deepEqual((await (await fetch(b.at("/runs"))).json()).runs, []);
+  assert.deepEqual((await (await fetch(other.at("/runs"))).json()).runs, []);
 });
 
 redisTest(
