@@ -119,9 +119,16 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store });
   // A DELETE on another instance, for a run executing here.
   store?.onCancel((id) => runs.get(id)?.cancel("cancelled by DELETE"));
+  // A run of this instance that another one ended as lost (this one was away
+  // from Redis too long) stops here too.
+  store?.onLost((id) =>
+    runs.get(id)?.cancel(
+      "store_unavailable: this instance was away from Redis for too long, another one ended the run",
+    )
+  );
   // Runs of the shared queue, taken while a slot is free here.
   store?.consume(
-    () => !shutdown.begun && runs.activeCount < config.maxActiveRuns,
+    () => !shutdown.begun && runs.refusal() === undefined,
     (runId, dag, createdAt) => {
       const checked = checkDag(dag, config);
       if (!checked.ok) {

@@ -283,9 +283,12 @@ export function isInstanceId(value: string): boolean {
  * ```
  */
 export function isRedisUrl(value: string): boolean {
-  if (!/^rediss?:\/\//i.test(value)) return false;
+  if (!/^rediss?:\/\//.test(value)) return false;
   try {
     const url = new URL(value);
+    // The client decodes the user and password: they must decode.
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
     return url.hostname !== "" && /^(\/\d*)?$/.test(url.pathname);
   } catch {
     return false;

@@ -36,6 +36,8 @@ const QUEUE = "dagstream:queue";
 const GROUP = "dagstream";
 const CANCEL = "dagstream:cancel";
 const leaseKey = (instance: string) => `dagstream:instance:${instance}`;
+/** The statuses of runs that are over. */
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const metaKey = (id: string) => `dagstream:run:${id}`;
 const eventsKey = (id: string) => `dagstream:run:${id}:events`;
 
@@ -52,13 +54,15 @@ const CLAIM_EVERY_MS = 2000;
  * Takes a queued run for an instance (the message is acknowledged and
  * removed whatever the run's state): when the run still waits, it becomes
  * `running` on that instance and its DAG and creation time come back.
- * KEYS: hash, running set, queue. ARGV: instance, startedAt, run id, message id, group.
+ * KEYS: hash, running set, queue. ARGV: instance, startedAt, run id, message
+ * id, group, this process's owner token.
  */
 const TAKE = `
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[4])
 redis.call('XDEL', KEYS[3], ARGV[4])
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
-redis.call('HSET', KEYS[1], 'status', 'running', 'instance', ARGV[1], 'startedAt', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'running', 'instance', ARGV[1], 'startedAt', ARGV[2],
+  'owner', ARGV[6])
 redis.call('SADD', KEYS[2], ARGV[3])
 return redis.call('HMGET', KEYS[1], 'dag', 'createdAt')
 `;
@@ -82,12 +86,16 @@ return status
 const BATCH_BYTES = 256 * 1024;
 
 /**
- * Appends a batch of frames to a run's stream, then trims what gave way.
- * KEYS: the stream. ARGV: the first sequence id kept, then id/frame pairs.
+ * Appends a batch of frames to a run's stream, then trims what gave way;
+ * nothing, and 0, when the run is no longer this process's to write (another
+ * instance ended it as lost). KEYS: the stream, the hash. ARGV: the owner
+ * token, the first sequence id kept, then id/frame pairs.
  */
 const APPEND = `
-for i = 2, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'f', ARGV[i + 1]) end
-if tonumber(ARGV[1]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1]) end
+if redis.call('HGET', KEYS[2], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'f', ARGV[i + 1]) end
+if tonumber(ARGV[2]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 return 1
 `;
 
@@ -114,8 +122,9 @@ return 1
 `;
 
 /**
- * Ends a run whose instance was lost, unless it ended or its instance came
- * back meanwhile (atomically, so that one instance does it): the two frames
+ * Ends a run whose instance was lost (its lease lapsed, or belongs to a new
+ * process with the same id: the run's owner token is not the lease's),
+ * unless it ended or its process came back meanwhile (atomically, so that one instance does it): the two frames
  * go in after the last event seen, the hash says `failed`, both keys expire.
  * KEYS: hash, stream, running set, the owner's lease. ARGV: the last id seen,
  * the error frame's and execution_complete's text after their `id:` lines,
@@ -123,7 +132,8 @@ return 1
  */
 const REAP = String.raw`
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and redis.call('GET', KEYS[4]) == owner then return 0 end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local seq = 0
 if #last > 0 then seq = tonumber(string.match(last[1][1], '^(%d+)')) end
@@ -160,14 +170,6 @@ export interface FollowedRun extends LoggedRun {
   readonly id: string;
   /** Whether the run may still get events. */
   readonly active: boolean;
-  /**
-   * The last sequence id the run had when it was opened here: exact for a
-   * run that was over, a lower bound for one that ran (its instance may have
-   * sent more since).
-   */
-  readonly lastSeqAtOpen: number;
-  /** Whether the run was already over then. */
-  readonly overAtOpen: boolean;
 }
 
 /** A message of the shared queue. */
@@ -189,8 +191,6 @@ export type StartQueued = (
 
 /** The copy of one local run in Redis. */
 export interface RunCopy {
-  /** Settles once the run is in Redis (listed and shown on every instance), or could not be. */
-  readonly stored: Promise<void>;
   /** Copies a frame of the run's log. */
   frame(seq: number, frame: string): void;
   /** The run is over: its status, result and expiry go to Redis. */
@@ -213,6 +213,13 @@ export class RedisRunStore {
   #onCancel: ((id: string) => void) | undefined;
   #lastError = "";
   #ticker: ReturnType<typeof setInterval> | undefined;
+  /** This process's token: in its lease and on each run it executes, so that a new process with the same instance id does not pass for it. */
+  readonly #token = crypto.randomUUID();
+  /** When the connection last became ready (0: not ready). */
+  #readySince = 0;
+  /** Runs whose end is not in Redis yet: sent again until it is. */
+  readonly #unfinished = new Map<string, () => Promise<unknown>>();
+  #onLost: ((id: string) => void) | undefined;
   #consuming: Promise<void> | undefined;
   #queueReader: Client | undefined;
   #reaping = false;
@@ -223,8 +230,12 @@ export class RedisRunStore {
       url,
       // Commands fail at once while Redis is away, instead of queueing without bound.
       disableOfflineQueue: true,
+      // A Redis that stops answering is found out: a ping when idle, and a
+      // socket without data for 15 s is closed (and reconnected).
+      pingInterval: 5000,
       socket: {
         connectTimeout: 5000,
+        socketTimeout: 15_000,
         reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
       },
     };
@@ -247,7 +258,14 @@ export class RedisRunStore {
     store.#commands.connect().catch((error: unknown) => store.#problem(error));
     // The lease says this instance is alive; its runs are lost when it lapses.
     store.#ticker = setInterval(() => store.#tick(), LEASE_RENEW_MS);
-    store.#commands.on("ready", () => store.#tick());
+    store.#commands.on("ready", () => {
+      store.#readySince = Date.now();
+      if (store.#lastError !== "") settings.log({ msg: "store", store: "redis", status: "up" });
+      store.#lastError = "";
+      store.#tick();
+    });
+    store.#commands.on("end", () => store.#readySince = 0);
+    store.#commands.on("error", () => store.#readySince = 0);
     store.#subscriber.connect().then(
       () =>
         store.#subscriber.subscribe(CANCEL, (id: string) => store.#onCancel?.(id)).catch((
@@ -263,6 +281,14 @@ export class RedisRunStore {
     return this.#commands.isReady && this.#subscriber.isReady;
   }
 
+  /**
+   * Where to send the ids of runs executing here that another instance ended
+   * as lost (this one was away from Redis too long): they should stop.
+   */
+  onLost(handler: (id: string) => void): void {
+    this.#onLost = handler;
+  }
+
   /** Where to send the ids of runs cancelled on other instances (one handler). */
   onCancel(handler: (id: string) => void): void {
     this.#onCancel = handler;
@@ -276,17 +302,22 @@ export class RedisRunStore {
     const id = run.id;
     const key = eventsKey(id);
     const view = run.toJSON(false);
-    const stored = this.#commands.hSet(metaKey(id), {
-      runId: id,
-      status: view.status,
-      instance: view.instance ?? "",
-      createdAt: view.createdAt,
-      startedAt: view.startedAt ?? new Date().toISOString(),
-      dag: JSON.stringify({ tasks: run.tasks }),
-    });
-    const listed = this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id });
+    this.#send(
+      this.#commands.hSet(metaKey(id), {
+        runId: id,
+        status: view.status,
+        instance: view.instance ?? "",
+        createdAt: view.createdAt,
+        startedAt: view.startedAt ?? new Date().toISOString(),
+        dag: JSON.stringify({ tasks: run.tasks }),
+        owner: this.#token,
+      }),
+      0,
+    );
+    this.#send(this.#commands.zAdd(RUNS, { score: Date.parse(view.createdAt), value: id }), 0);
     this.#send(this.#commands.sAdd(RUNNING, id), 0);
     let skipped = 0;
+    let lost = false;
     // The frames of one event-loop turn go to Redis in one command.
     let batch: string[] = [];
     let batchBytes = 0;
@@ -296,18 +327,29 @@ export class RedisRunStore {
       timer = undefined;
       if (batch.length === 0) return;
       // Frames that gave way here give way there too.
-      const args = [String(run.log.firstSeq), ...batch];
+      const args = [this.#token, String(run.log.firstSeq), ...batch];
       const bytes = batchBytes;
       batch = [];
       batchBytes = 0;
-      this.#send(this.#commands.eval(APPEND, { keys: [key], arguments: args }), bytes);
+      this.#inFlightBytes += bytes;
+      this.#commands.eval(APPEND, { keys: [key, metaKey(id)], arguments: args }).then(
+        (written) => {
+          this.#inFlightBytes -= bytes;
+          if (written === 0 && !lost) {
+            // Another instance ended the run as lost: it stops here too.
+            lost = true;
+            this.#onLost?.(id);
+          }
+        },
+        (error) => {
+          this.#inFlightBytes -= bytes;
+          this.#problem(error);
+        },
+      );
     };
     return {
-      stored: Promise.all([stored, listed]).then(
-        () => {},
-        (error) => this.#problem(error),
-      ),
       frame: (seq, frame) => {
+        if (lost) return;
         if (
           this.#inFlightBytes + batchBytes + frame.length > MAX_IN_FLIGHT_BYTES ||
           !this.#commands.isReady
@@ -333,13 +375,14 @@ export class RedisRunStore {
         if (done.result !== undefined) fields.result = JSON.stringify(done.result);
         if (done.error !== undefined) fields.error = done.error;
         const ttl = Math.max(1, this.#settings.runTtlSeconds);
-        this.#send(
+        const record = () =>
           this.#commands.eval(FINISH, {
             keys: [metaKey(id), key, RUNNING],
             arguments: [String(ttl), id, ...Object.entries(fields).flat()],
-          }),
-          0,
-        );
+          });
+        // Kept until Redis has it: a blip at the end must not leave the run "running" there.
+        this.#unfinished.set(id, record);
+        record().then(() => this.#unfinished.delete(id), (error) => this.#problem(error));
       },
     };
   }
@@ -392,37 +435,36 @@ export class RedisRunStore {
 
   /**
    * A run of any instance, to stream: its events are read from Redis into a
-   * log here (shared by every watcher on this instance) until the run ends.
-   * Undefined when Redis does not know it.
+   * log here (shared by every watcher on this instance) until the run ends;
+   * with where the run stands now (`over`, and its last sequence id: exact
+   * when over, at least that while it runs). Undefined when Redis does not
+   * know the run.
    */
-  async follow(id: string): Promise<FollowedRun | undefined> {
-    const known = this.#followed.get(id);
-    if (known !== undefined && known.active) return known;
+  async follow(
+    id: string,
+  ): Promise<{ run: FollowedRun; over: boolean; lastSeq: number } | undefined> {
     const [status, lastSeq] = await this.#commands.hmGet(metaKey(id), [
       "status",
       "lastSeq",
     ]) as (string | null)[];
     if (status === null) return undefined;
-    const over = status !== "queued" && status !== "running";
-    // A finished run's last id is in its hash; a running one's is at least the stream's last.
-    let lastSeqAtOpen = Number(lastSeq ?? 0);
+    const over = FINISHED.has(status);
+    let last = Number(lastSeq ?? 0);
     if (status === "running") {
-      const last = await this.#commands.xRevRange(eventsKey(id), "+", "-", { COUNT: 1 });
-      lastSeqAtOpen = !last || last.length === 0 ? 0 : Number.parseInt(last[0]!.id, 10);
+      const entries = await this.#commands.xRevRange(eventsKey(id), "+", "-", { COUNT: 1 });
+      last = !entries || entries.length === 0 ? 0 : Number.parseInt(entries[0]!.id, 10);
     }
-    const run = new RemoteRun(
-      id,
-      new RunLog(this.#settings.maxRunLogBytes),
-      lastSeqAtOpen,
-      over,
-      this,
-    );
-    this.#followed.set(id, run);
-    this.#follow(run).catch((error) => this.#problem(error)).finally(() => {
-      run.stop();
-      if (this.#followed.get(id) === run) this.#followed.delete(id);
-    });
-    return run;
+    let run = this.#followed.get(id);
+    if (run === undefined || !run.active) {
+      run = new RemoteRun(id, new RunLog(this.#settings.maxRunLogBytes), this);
+      const followed = run;
+      this.#followed.set(id, followed);
+      this.#follow(followed).catch((error) => this.#problem(error)).finally(() => {
+        followed.stop();
+        if (this.#followed.get(id) === followed) this.#followed.delete(id);
+      });
+    }
+    return { run, over, lastSeq: Math.max(last, run.log.lastSeq) };
   }
 
   /**
@@ -445,32 +487,55 @@ export class RedisRunStore {
     );
   }
 
-  /** Reads run `run.id`'s events into its log until the run is over. */
+  /**
+   * Reads run `run.id`'s events into its log until the run is over: its
+   * status says so and a read finds nothing more (its end is written after
+   * its last frames, on the same connection). A lost connection is waited
+   * out, not taken for the end.
+   */
   async #follow(run: RemoteRun): Promise<void> {
     const reader = this.#commands.duplicate();
     reader.on("error", (error: unknown) => this.#problem(error));
-    run.onStop = () => reader.destroy();
-    await reader.connect();
+    run.onStop = () => {
+      if (reader.isOpen) reader.destroy();
+    };
     let last = "0-0";
     try {
       while (!this.#closed && run.active) {
-        const reply = await reader.xRead({ key: eventsKey(run.id), id: last }, {
-          BLOCK: FOLLOW_BLOCK_MS,
-          COUNT: READ_COUNT,
-        }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
-        let sawEnd = reply === null;
-        for (const { id, message } of reply?.[0]?.messages ?? []) {
-          run.log.appendFrame(Number.parseInt(id, 10), message.f);
-          last = id;
-          if (message.f.includes("\nevent: execution_complete\n")) sawEnd = true;
+        try {
+          if (!reader.isOpen) await reader.connect();
+          if (!reader.isReady) {
+            await pause(200);
+            continue;
+          }
+          const reply = await reader.xRead({ key: eventsKey(run.id), id: last }, {
+            BLOCK: FOLLOW_BLOCK_MS,
+            COUNT: READ_COUNT,
+          }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
+          const messages = reply?.[0]?.messages ?? [];
+          for (const { id, message } of messages) {
+            run.log.appendFrame(Number.parseInt(id, 10), message.f);
+            last = id;
+          }
+          if (messages.length > 0) continue;
+          const status = await this.#commands.hGet(metaKey(run.id), "status") as string | null;
+          if (status === null || FINISHED.has(status)) {
+            // One more read: frames sent before the end are in by now.
+            const rest = await reader.xRead({ key: eventsKey(run.id), id: last }, {
+              COUNT: READ_COUNT,
+            }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
+            const more = rest?.[0]?.messages ?? [];
+            for (const { id, message } of more) {
+              run.log.appendFrame(Number.parseInt(id, 10), message.f);
+              last = id;
+            }
+            if (more.length === 0) break;
+          }
+        } catch (error) {
+          if (this.#closed || !run.active) break;
+          this.#problem(error);
+          await pause(200);
         }
-        if (!sawEnd) continue;
-        const [status, lastSeq] = await this.#commands.hmGet(metaKey(run.id), [
-          "status",
-          "lastSeq",
-        ]) as (string | null)[];
-        if (status === null) break; // expired meanwhile
-        if (status !== "running" && lastSeq !== null && run.log.lastSeq >= Number(lastSeq)) break;
       }
     } finally {
       if (reader.isOpen) reader.destroy();
@@ -481,14 +546,19 @@ export class RedisRunStore {
   #tick(): void {
     if (this.#closed || !this.#commands.isReady) return;
     this.#send(
-      this.#commands.set(leaseKey(this.#settings.instance), String(Date.now()), {
+      this.#commands.set(leaseKey(this.#settings.instance), this.#token, {
         expiration: { type: "PX", value: LEASE_TTL_MS },
       }),
       0,
     );
+    for (const [id, record] of this.#unfinished) {
+      record().then(() => this.#unfinished.delete(id), (error) => this.#problem(error));
+    }
     if (this.#reaping) return;
     this.#reaping = true;
-    this.#reapLost()
+    // After an outage every lease may have lapsed: others get a lease's time to come back.
+    const mayReap = Date.now() - this.#readySince >= LEASE_TTL_MS;
+    (mayReap ? this.#reapLost() : Promise.resolve())
       .then(() => this.#forgetBeyondMaxRuns())
       .catch((error) => this.#problem(error))
       .finally(() => this.#reaping = false);
@@ -502,8 +572,11 @@ export class RedisRunStore {
   async #forgetBeyondMaxRuns(): Promise<void> {
     const older = await this.#commands.zRange(RUNS, 0, -(this.#settings.maxRuns + 1)) as string[];
     if (older.length === 0) return;
-    const running = await this.#commands.smIsMember(RUNNING, older) as number[];
-    const gone = older.filter((_, k) => running[k] !== 1);
+    const statuses = await Promise.all(
+      older.map((id) => this.#commands.hGet(metaKey(id), "status")),
+    ) as (string | null)[];
+    // Finished runs only: queued and running ones stay, whatever their age.
+    const gone = older.filter((_, k) => FINISHED.has(statuses[k] ?? "succeeded"));
     if (gone.length === 0) return;
     await this.#commands.del(gone.flatMap((id) => [metaKey(id), eventsKey(id)]));
     await this.#commands.zRem(RUNS, gone);
@@ -514,20 +587,21 @@ export class RedisRunStore {
     const ids = await this.#commands.sMembers(RUNNING) as string[];
     // Small fields only: the DAG is read for the few runs that are reaped.
     const rows = await Promise.all(
-      ids.map((id) => this.#commands.hmGet(metaKey(id), ["status", "instance"])),
+      ids.map((id) => this.#commands.hmGet(metaKey(id), ["status", "instance", "owner"])),
     ) as (string | null)[][];
-    const alive = new Map<string, boolean>();
+    const leases = new Map<string, string | null>();
     for (let k = 0; k < ids.length && !this.#closed; k++) {
-      const [status, instance] = rows[k];
+      const [status, instance, owner] = rows[k];
       if (status === null) {
         await this.#commands.sRem(RUNNING, ids[k]); // expired
         continue;
       }
       if (status !== "running" || !instance) continue;
-      if (!alive.has(instance)) {
-        alive.set(instance, (await this.#commands.exists(leaseKey(instance))) === 1);
+      if (!leases.has(instance)) {
+        leases.set(instance, await this.#commands.get(leaseKey(instance)) as string | null);
       }
-      if (alive.get(instance)) continue;
+      // Alive: the process that runs it still holds its instance's lease.
+      if (owner !== null && leases.get(instance) === owner) continue;
       const meta = await this.#commands.hGetAll(metaKey(ids[k])) as Record<string, string>;
       if (meta.runId !== undefined) await this.#reap(ids[k], meta);
     }
@@ -698,7 +772,14 @@ export class RedisRunStore {
   async #take(messageId: string, runId: string, start: StartQueued): Promise<void> {
     const taken = await this.#commands.eval(TAKE, {
       keys: [metaKey(runId), RUNNING, QUEUE],
-      arguments: [this.#settings.instance, new Date().toISOString(), runId, messageId, GROUP],
+      arguments: [
+        this.#settings.instance,
+        new Date().toISOString(),
+        runId,
+        messageId,
+        GROUP,
+        this.#token,
+      ],
     }) as (string | null)[] | null;
     if (!taken || taken[0] === null) return; // cancelled, or already taken
     const outcome = start(runId, JSON.parse(taken[0]), taken[1] ?? new Date().toISOString());
@@ -709,6 +790,7 @@ export class RedisRunStore {
       await this.#commands.hDel(metaKey(runId), ["instance", "startedAt"]);
       await this.#commands.sRem(RUNNING, runId);
       await this.#commands.xAdd(QUEUE, "*", { runId });
+      await pause(100); // no room here after all: let the others take it
       return;
     }
     await this.#commands.eval(FINISH, {
@@ -738,23 +820,13 @@ export class RedisRunStore {
 class RemoteRun implements FollowedRun {
   readonly id: string;
   readonly log: RunLog;
-  readonly lastSeqAtOpen: number;
-  readonly overAtOpen: boolean;
   readonly #store: RedisRunStore;
   #active = true;
   onStop: (() => void) | undefined;
 
-  constructor(
-    id: string,
-    log: RunLog,
-    lastSeqAtOpen: number,
-    overAtOpen: boolean,
-    store: RedisRunStore,
-  ) {
+  constructor(id: string, log: RunLog, store: RedisRunStore) {
     this.id = id;
     this.log = log;
-    this.lastSeqAtOpen = lastSeqAtOpen;
-    this.overAtOpen = overAtOpen;
     this.#store = store;
   }
 

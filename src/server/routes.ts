@@ -148,8 +148,6 @@ export function createRoutes(context: RouteContext): Route[] {
           `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
         : `too many active runs (at most ${config.maxActiveRuns})`,
     );
-    // With a shared store, the answer waits until every instance lists the run.
-    if (store !== undefined && !(run instanceof Response)) await run.stored;
     return run;
   }
 
@@ -255,15 +253,15 @@ export function createRoutes(context: RouteContext): Route[] {
           let lastSeqKnown = true;
           if (!run && store !== undefined) {
             if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
-            let followed: FollowedRun | undefined;
+            let followed: { run: FollowedRun; over: boolean; lastSeq: number } | undefined;
             try {
               followed = await store.follow(id);
             } catch {
               return storeDown();
             }
-            run = followed;
-            lastSeq = Math.max(followed?.log.lastSeq ?? 0, followed?.lastSeqAtOpen ?? 0);
-            over = followed?.overAtOpen ?? false;
+            run = followed?.run;
+            lastSeq = followed?.lastSeq ?? 0;
+            over = followed?.over ?? false;
             lastSeqKnown = over;
           }
           if (!run) return unknownRun(id);

@@ -98,11 +98,7 @@ export class Run implements LoggedRun {
   readonly taskCount: number;
   /** Resolves once the run is over. */
   readonly done: Promise<void>;
-  /**
-   * Settles once the run is in the shared store, when there is one: from
-   * then on every instance lists it. Never rejects.
-   */
-  readonly stored: Promise<void>;
+
   /** Current status. */
   status: RunStatus = "running";
   /** The full result, once the run is over. */
@@ -145,7 +141,6 @@ export class Run implements LoggedRun {
     // A copy in the shared store, when there is one, from the first event on.
     const copy = settings.store?.copy(this);
     if (copy !== undefined) log.observe(copy.frame);
-    this.stored = copy?.stored ?? Promise.resolve();
     const progress = new ProgressThrottle();
     const max = settings.maxRunOutputBytes;
     this.#budget = max === undefined ? undefined : withOutputBudget(tools, max);

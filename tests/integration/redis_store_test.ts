@@ -189,7 +189,10 @@ redisTest(
     while (seen.length < 3) seen.push((await events.next()).value!); // quick done, hold started
     owner.kill("SIGKILL");
     await owner.stop();
-    // Its lease lapses within 10 s; the other instance (which renews its own) ends the run.
+    // A new process under the same instance id at once (a supervisor restarting
+    // it) holds the lease, but not the dead process's runs.
+    await using _restarted = await startServer(["--store", redis.url, "--instance-id", ownerId]);
+    // The dead process's lease lapses within 10 s; the other instance ends the run.
     for (let next = await events.next(); !next.done; next = await events.next()) {
       seen.push(next.value);
     }
@@ -365,5 +368,90 @@ redisTest(
       r: { runId: string },
     ) => r.runId);
     assert.deepEqual(listed, ids.slice(2));
+  },
+);
+
+redisTest("queued runs are never forgotten for --max-runs, however many wait", async () => {
+  await using redis = await startRedis();
+  await using server = await startServer([
+    "--store",
+    redis.url,
+    "--max-active-runs",
+    "1",
+    "--max-runs",
+    "2",
+  ]);
+  await untilStoreUp(server);
+  // Three runs that finish, then five that wait (one slot): all but the two
+  // newest are past --max-runs 2.
+  const finished: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const id = await startRun(server, {
+      tasks: [{ id: "x", tool: "mock:echo", arguments: { i } }],
+    });
+    await allEvents(server, id);
+    finished.push(id);
+  }
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await startRun(server, holdDag()));
+  // A pass of the trim (on a lease tick) deletes the finished ones...
+  for (;;) {
+    const response = await fetch(server.at(`/runs/${finished[0]}`));
+    await response.body?.cancel();
+    if (response.status === 404) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // ...and none of those that wait or run.
+  const statuses: string[] = [];
+  for (const id of ids) {
+    const response = await fetch(server.at(`/runs/${id}`));
+    assert.equal(response.status, 200, id);
+    statuses.push((await response.json()).status);
+  }
+  assert.deepEqual(statuses.sort(), ["queued", "queued", "queued", "queued", "running"]);
+  for (const id of ids) {
+    await (await fetch(server.at(`/runs/${id}`), { method: "DELETE" })).body?.cancel();
+  }
+});
+
+redisTest(
+  "an instance that was frozen past its lease cannot write to its run any more, and stops it",
+  async () => {
+    await using redis = await startRedis();
+    const pair = await twoInstances(redis);
+    await using _a = pair.a;
+    await using _b = pair.b;
+    const runId = await startRun(pair.a, {
+      tasks: [
+        { id: "first", tool: "mock:delay", arguments: { ms: 500 } },
+        { id: "second", tool: "mock:delay", arguments: { ms: 60_000 }, dependsOn: ["first"] },
+      ],
+    });
+    const { owner, other } = await placed(pair, runId);
+    const { events } = await openEvents(other, runId);
+    assert.equal((await events.next()).value?.type, "task_start");
+    owner.kill("SIGSTOP"); // frozen: no lease renewal, the task's timer waits
+    const seen: SSEEvent[] = [];
+    for (let next = await events.next(); !next.done; next = await events.next()) {
+      seen.push(next.value);
+    }
+    assert.deepEqual(seen.map((e) => e.type), ["error", "execution_complete"]);
+    owner.kill("SIGCONT");
+    // Back, it finds its run ended elsewhere: it stops it instead of writing on.
+    for (;;) {
+      const run = await (await fetch(owner.at(`/runs/${runId}`))).json();
+      if (run.status !== "running") {
+        assert.equal(run.status, "cancelled");
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const replay = await allEvents(other, runId);
+    assert.deepEqual(replay.map((e) => [e.id, e.type]), [
+      ["1", "task_start"],
+      ["2", "error"],
+      ["3", "execution_complete"],
+    ]);
+    assert.equal((await (await fetch(other.at(`/runs/${runId}`))).json()).status, "failed");
   },
 );
