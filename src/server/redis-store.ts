@@ -500,6 +500,19 @@ export class RedisRunStore {
       if (reader.isOpen) reader.destroy();
     };
     let last = "0-0";
+    /** Reads the next entries into the run's log (waiting up to `block` ms); says how many. */
+    const readMore = async (block: number | undefined): Promise<number> => {
+      const reply = await reader.xRead(
+        { key: eventsKey(run.id), id: last },
+        block === undefined ? { COUNT: READ_COUNT } : { BLOCK: block, COUNT: READ_COUNT },
+      ) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
+      const messages = reply?.[0]?.messages ?? [];
+      for (const { id, message } of messages) {
+        run.log.appendFrame(Number.parseInt(id, 10), message.f);
+        last = id;
+      }
+      return messages.length;
+    };
     try {
       while (!this.#closed && run.active) {
         try {
@@ -508,29 +521,10 @@ export class RedisRunStore {
             await pause(200);
             continue;
           }
-          const reply = await reader.xRead({ key: eventsKey(run.id), id: last }, {
-            BLOCK: FOLLOW_BLOCK_MS,
-            COUNT: READ_COUNT,
-          }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
-          const messages = reply?.[0]?.messages ?? [];
-          for (const { id, message } of messages) {
-            run.log.appendFrame(Number.parseInt(id, 10), message.f);
-            last = id;
-          }
-          if (messages.length > 0) continue;
+          if (await readMore(FOLLOW_BLOCK_MS) > 0) continue;
           const status = await this.#commands.hGet(metaKey(run.id), "status") as string | null;
-          if (status === null || FINISHED.has(status)) {
-            // One more read: frames sent before the end are in by now.
-            const rest = await reader.xRead({ key: eventsKey(run.id), id: last }, {
-              COUNT: READ_COUNT,
-            }) as { messages: { id: string; message: Record<string, string> }[] }[] | null;
-            const more = rest?.[0]?.messages ?? [];
-            for (const { id, message } of more) {
-              run.log.appendFrame(Number.parseInt(id, 10), message.f);
-              last = id;
-            }
-            if (more.length === 0) break;
-          }
+          // Over: one more read, since frames sent before the end are in by now.
+          if ((status === null || FINISHED.has(status)) && await readMore(undefined) === 0) break;
         } catch (error) {
           if (this.#closed || !run.active) break;
           this.#problem(error);

@@ -45,6 +45,24 @@ async function openEvents(server: ServerProcess, runId: string, lastEventId?: nu
   return { response, events: readSSEEvents(response.body!)[Symbol.asyncIterator]() };
 }
 
+/** Two instances on a fresh Redis, and a run of `tasks` placed on one of them. */
+async function placedRun(tasks: unknown[]) {
+  const redis = await startRedis();
+  const pair = await twoInstances(redis);
+  const runId = await startRun(pair.a, { tasks });
+  return {
+    redis,
+    pair,
+    runId,
+    ...(await placed(pair, runId)),
+    async [Symbol.asyncDispose]() {
+      await pair.a.stop();
+      await pair.b.stop();
+      await redis.stop();
+    },
+  };
+}
+
 /** Waits until the run is taken from the queue; returns the instance executing it and the other. */
 async function placed(pair: { a: ServerProcess; b: ServerProcess }, runId: string) {
   for (;;) {
@@ -173,17 +191,11 @@ redisTest(
 redisTest(
   "an instance killed mid-run: another ends its run failed with instance_lost, for every watcher",
   async () => {
-    await using redis = await startRedis();
-    const pair = await twoInstances(redis);
-    await using _a = pair.a;
-    await using _b = pair.b;
-    const runId = await startRun(pair.a, {
-      tasks: [
-        { id: "quick", tool: "mock:echo", arguments: { n: 1 } },
-        { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 }, dependsOn: ["quick"] },
-      ],
-    });
-    const { owner, ownerId, other } = await placed(pair, runId);
+    await using placedOne = await placedRun([
+      { id: "quick", tool: "mock:echo", arguments: { n: 1 } },
+      { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 }, dependsOn: ["quick"] },
+    ]);
+    const { redis, runId, owner, ownerId, other } = placedOne;
     const { events } = await openEvents(other, runId);
     const seen: SSEEvent[] = [];
     while (seen.length < 3) seen.push((await events.next()).value!); // quick done, hold started
@@ -417,17 +429,11 @@ redisTest("queued runs are never forgotten for --max-runs, however many wait", a
 redisTest(
   "an instance that was frozen past its lease cannot write to its run any more, and stops it",
   async () => {
-    await using redis = await startRedis();
-    const pair = await twoInstances(redis);
-    await using _a = pair.a;
-    await using _b = pair.b;
-    const runId = await startRun(pair.a, {
-      tasks: [
-        { id: "first", tool: "mock:delay", arguments: { ms: 500 } },
-        { id: "second", tool: "mock:delay", arguments: { ms: 60_000 }, dependsOn: ["first"] },
-      ],
-    });
-    const { owner, other } = await placed(pair, runId);
+    await using placedOne = await placedRun([
+      { id: "first", tool: "mock:delay", arguments: { ms: 500 } },
+      { id: "second", tool: "mock:delay", arguments: { ms: 60_000 }, dependsOn: ["first"] },
+    ]);
+    const { runId, owner, other } = placedOne;
     const { events } = await openEvents(other, runId);
     assert.equal((await events.next()).value?.type, "task_start");
     owner.kill("SIGSTOP"); // frozen: no lease renewal, the task's timer waits
