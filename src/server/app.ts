@@ -118,7 +118,11 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   const streams = new EventStreams(config);
   const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store });
   // A DELETE on another instance, for a run executing here.
-  store?.onCancel((id) => runs.get(id)?.cancel("cancelled by DELETE"));
+  store?.onCancel((id) => {
+    const run = runs.get(id);
+    run?.cancel("cancelled by DELETE");
+    return run !== undefined;
+  });
   // A run of this instance that another one ended as lost (this one was away
   // from Redis too long) stops here too.
   store?.onLost((id) =>

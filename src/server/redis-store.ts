@@ -99,6 +99,10 @@ if tonumber(ARGV[2]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 return 1
 `;
 
+/** How long a cancel that found no run is kept, and how many are. */
+const RECENT_CANCEL_MS = 5000;
+const MAX_RECENT_CANCELS = 1000;
+
 /** Entries read per `XREAD`. */
 const READ_COUNT = 1000;
 /** An instance renews its lease this often... */
@@ -210,7 +214,13 @@ export class RedisRunStore {
   readonly #followed = new Map<string, RemoteRun>();
   #inFlightBytes = 0;
   #closed = false;
-  #onCancel: ((id: string) => void) | undefined;
+  #onCancel: ((id: string) => boolean) | undefined;
+  /**
+   * Cancels that found no run here, kept a few seconds: the run may be one
+   * this instance is taking from the queue right now (the take's answer and
+   * the cancel come on different connections).
+   */
+  readonly #recentCancels = new Map<string, number>();
   #lastError = "";
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** This process's token: in its lease and on each run it executes, so that a new process with the same instance id does not pass for it. */
@@ -268,7 +278,7 @@ export class RedisRunStore {
     store.#commands.on("error", () => store.#readySince = 0);
     store.#subscriber.connect().then(
       () =>
-        store.#subscriber.subscribe(CANCEL, (id: string) => store.#onCancel?.(id)).catch((
+        store.#subscriber.subscribe(CANCEL, (id: string) => store.#cancelHere(id)).catch((
           error: unknown,
         ) => store.#problem(error)),
       (error: unknown) => store.#problem(error),
@@ -289,9 +299,23 @@ export class RedisRunStore {
     this.#onLost = handler;
   }
 
-  /** Where to send the ids of runs cancelled on other instances (one handler). */
-  onCancel(handler: (id: string) => void): void {
+  /**
+   * Where to send the ids of runs cancelled on other instances (one
+   * handler): it says whether the run is here.
+   */
+  onCancel(handler: (id: string) => boolean): void {
     this.#onCancel = handler;
+  }
+
+  /** A cancel from the channel: the run here stops, or the id is kept a while for a run being taken. */
+  #cancelHere(id: string): void {
+    if (this.#onCancel?.(id)) return;
+    const now = Date.now();
+    for (const [kept, at] of this.#recentCancels) {
+      if (now - at < RECENT_CANCEL_MS && this.#recentCancels.size < MAX_RECENT_CANCELS) break;
+      this.#recentCancels.delete(kept);
+    }
+    this.#recentCancels.set(id, now);
   }
 
   /**
@@ -777,7 +801,11 @@ export class RedisRunStore {
     }) as (string | null)[] | null;
     if (!taken || taken[0] === null) return; // cancelled, or already taken
     const outcome = start(runId, JSON.parse(taken[0]), taken[1] ?? new Date().toISOString());
-    if (outcome === "started") return;
+    if (outcome === "started") {
+      // A DELETE that came while the take was on its way.
+      if (this.#recentCancels.delete(runId)) this.#onCancel?.(runId);
+      return;
+    }
     if (outcome === "busy") {
       // Back to the queue, for any instance.
       await this.#commands.hSet(metaKey(runId), { status: "queued" });

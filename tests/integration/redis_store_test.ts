@@ -76,6 +76,22 @@ async function placed(pair: { a: ServerProcess; b: ServerProcess }, runId: strin
   }
 }
 
+/** The rest of a one-task run's stream after its start: the task cancelled with `reason`, then the end. */
+async function assertCancelledAfterStart(
+  events: AsyncIterator<SSEEvent>,
+  reason: RegExp,
+): Promise<void> {
+  const rest: SSEEvent[] = [];
+  for (let next = await events.next(); !next.done; next = await events.next()) {
+    rest.push(next.value);
+  }
+  assert.deepEqual(rest.map((e) => [e.id, e.type]), [
+    ["2", "task_complete"],
+    ["3", "execution_complete"],
+  ]);
+  assert.match((rest[0].data as { error: string }).error, reason);
+}
+
 async function allEvents(server: ServerProcess, runId: string, lastEventId?: number) {
   const { response, events } = await openEvents(server, runId, lastEventId);
   assert.equal(response.status, 200);
@@ -118,15 +134,7 @@ redisTest(
     const deleted = await fetch(other.at(`/runs/${runId}`), { method: "DELETE" });
     assert.equal(deleted.status, 202);
     assert.deepEqual(await deleted.json(), { runId, status: "cancelled" });
-    const rest: SSEEvent[] = [];
-    for (let next = await events.next(); !next.done; next = await events.next()) {
-      rest.push(next.value);
-    }
-    assert.deepEqual(rest.map((e) => [e.id, e.type]), [
-      ["2", "task_complete"],
-      ["3", "execution_complete"],
-    ]);
-    assert.match((rest[0].data as { error: string }).error, /cancelled by DELETE/);
+    await assertCancelledAfterStart(events, /cancelled by DELETE/);
 
     // Both instances agree on the end; a second DELETE is 409 from either.
     for (const server of [pair.a, pair.b]) {
@@ -459,5 +467,22 @@ redisTest(
       ["3", "execution_complete"],
     ]);
     assert.equal((await (await fetch(other.at(`/runs/${runId}`))).json()).status, "failed");
+  },
+);
+
+redisTest(
+  "SIGTERM of the executing instance: its run ends cancelled (shutdown), seen from the other",
+  async () => {
+    await using placedOne = await placedRun([
+      { id: "hold", tool: "mock:delay", arguments: { ms: 600_000 } },
+    ]);
+    const { runId, owner, other } = placedOne;
+    const { events } = await openEvents(other, runId);
+    assert.equal((await events.next()).value?.type, "task_start");
+    owner.kill("SIGTERM");
+    await assertCancelledAfterStart(events, /server shutting down/);
+    assert.equal((await owner.status).code, 0);
+    const run = await (await fetch(other.at(`/runs/${runId}`))).json();
+    assert.equal(run.status, "cancelled");
   },
 );
