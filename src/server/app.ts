@@ -124,12 +124,17 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     return run !== undefined;
   });
   // A run of this instance that another one ended as lost (this one was away
-  // from Redis too long) stops here too.
-  store?.onLost((id) =>
-    runs.get(id)?.cancel(
-      "store_unavailable: this instance was away from Redis for too long, another one ended the run",
-    )
-  );
+  // from Redis too long) stops here too; after such an outage, every run here
+  // fails, since its copy misses what happened meanwhile.
+  const storeUnavailable = (run: { fail(reason: string, code: string): boolean } | undefined) =>
+    run?.fail(
+      "the run store (Redis) could not be reached for too long: this run's events are not all there",
+      "store_unavailable",
+    );
+  store?.onLost((id) => storeUnavailable(runs.get(id)));
+  store?.onOutage(() => {
+    for (const run of runs.list()) storeUnavailable(run);
+  });
   // Runs of the shared queue, taken while a slot is free here.
   store?.consume(
     () => !shutdown.begun && runs.refusal() === undefined,

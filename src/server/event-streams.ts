@@ -60,12 +60,14 @@ export class EventStreams {
 
   /**
    * Opens a stream of `run`'s events after sequence id `after`; when
-   * `cancelRunOnLeave`, the client's leaving cancels the run.
+   * `cancelRunOnLeave`, the client's leaving cancels the run. `onClose` is
+   * called once the stream is over.
    */
   open(
     run: LoggedRun & { readonly id: string },
     after: number,
     cancelRunOnLeave: boolean,
+    onClose?: () => void,
   ): Response {
     const body = runEventStream(run, {
       after,
@@ -75,7 +77,10 @@ export class EventStreams {
       resultUrl: `/runs/${run.id}`,
     });
     this.#open.add(body);
-    body.finished.then(() => this.#open.delete(body));
+    body.finished.then(() => {
+      this.#open.delete(body);
+      onClose?.();
+    });
     return new Response(body.readable, { headers: { ...SSE_HEADERS, "X-Run-Id": run.id } });
   }
 

@@ -22,7 +22,7 @@
 import { createClient } from "npm:@redis/client@6.3.1";
 import type { DAGExecutionResult, Task } from "../dag/types.ts";
 import { describeError } from "../dag/errors.ts";
-import { RunLog } from "../sse/run-log.ts";
+import { type LogBudget, RunLog } from "../sse/run-log.ts";
 import { encodeSSEEvent } from "../sse/frame.ts";
 import { errorEvent, type SSEEvent } from "../dag/events.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
@@ -99,6 +99,9 @@ if tonumber(ARGV[2]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 return 1
 `;
 
+/** A followed run nobody watches is dropped after this long. */
+const IDLE_FOLLOWER_MS = 5000;
+
 /** How long a cancel that found no run is kept, and how many are. */
 const RECENT_CANCEL_MS = 5000;
 const MAX_RECENT_CANCELS = 1000;
@@ -174,6 +177,10 @@ export interface FollowedRun extends LoggedRun {
   readonly id: string;
   /** Whether the run may still get events. */
   readonly active: boolean;
+  /** A stream of this copy opened. */
+  watch(): void;
+  /** A stream of this copy closed: with none left for a few seconds, the copy is dropped. */
+  unwatch(): void;
 }
 
 /** A message of the shared queue. */
@@ -230,6 +237,9 @@ export class RedisRunStore {
   /** Runs whose end is not in Redis yet: sent again until it is. */
   readonly #unfinished = new Map<string, () => Promise<unknown>>();
   #onLost: ((id: string) => void) | undefined;
+  #onOutage: ((awayMs: number) => void) | undefined;
+  /** When the connection was lost (0: it is not). */
+  #downSince = 0;
   #consuming: Promise<void> | undefined;
   #queueReader: Client | undefined;
   #reaping = false;
@@ -269,13 +279,22 @@ export class RedisRunStore {
     // The lease says this instance is alive; its runs are lost when it lapses.
     store.#ticker = setInterval(() => store.#tick(), LEASE_RENEW_MS);
     store.#commands.on("ready", () => {
+      const away = store.#downSince === 0 ? 0 : Date.now() - store.#downSince;
+      store.#downSince = 0;
       store.#readySince = Date.now();
       if (store.#lastError !== "") settings.log({ msg: "store", store: "redis", status: "up" });
       store.#lastError = "";
+      // Away longer than a lease: the copies of this instance's runs miss
+      // what happened meanwhile (others may have ended them as lost too).
+      if (away > LEASE_TTL_MS) store.#onOutage?.(away);
       store.#tick();
     });
-    store.#commands.on("end", () => store.#readySince = 0);
-    store.#commands.on("error", () => store.#readySince = 0);
+    const down = () => {
+      store.#readySince = 0;
+      if (store.#downSince === 0) store.#downSince = Date.now();
+    };
+    store.#commands.on("end", down);
+    store.#commands.on("error", down);
     store.#subscriber.connect().then(
       () =>
         store.#subscriber.subscribe(CANCEL, (id: string) => store.#cancelHere(id)).catch((
@@ -289,6 +308,15 @@ export class RedisRunStore {
   /** Whether Redis answers now. */
   get up(): boolean {
     return this.#commands.isReady && this.#subscriber.isReady;
+  }
+
+  /**
+   * What to do when Redis is back after being away for longer than a lease
+   * (10 s): the runs executing here could not be copied meanwhile, so they
+   * should fail (`store_unavailable`).
+   */
+  onOutage(handler: (awayMs: number) => void): void {
+    this.#onOutage = handler;
   }
 
   /**
@@ -466,6 +494,7 @@ export class RedisRunStore {
    */
   async follow(
     id: string,
+    budget?: LogBudget,
   ): Promise<{ run: FollowedRun; over: boolean; lastSeq: number } | undefined> {
     const [status, lastSeq] = await this.#commands.hmGet(metaKey(id), [
       "status",
@@ -480,7 +509,7 @@ export class RedisRunStore {
     }
     let run = this.#followed.get(id);
     if (run === undefined || !run.active) {
-      run = new RemoteRun(id, new RunLog(this.#settings.maxRunLogBytes), this);
+      run = new RemoteRun(id, new RunLog(this.#settings.maxRunLogBytes, undefined, budget), this);
       const followed = run;
       this.#followed.set(id, followed);
       this.#follow(followed).catch((error) => this.#problem(error)).finally(() => {
@@ -862,6 +891,26 @@ class RemoteRun implements FollowedRun {
     this.#active = false;
     this.log.end();
     this.onStop?.();
+  }
+
+  #watchers = 0;
+  #idle: ReturnType<typeof setTimeout> | undefined;
+
+  watch(): void {
+    this.#watchers++;
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+  }
+
+  unwatch(): void {
+    if (--this.#watchers > 0) return;
+    // Nobody watches: after a grace (a reconnecting client), the follower
+    // stops and the copy's bytes go back to the budget.
+    this.#idle = setTimeout(() => {
+      if (this.#watchers > 0) return;
+      this.stop();
+      this.log.discard();
+    }, IDLE_FOLLOWER_MS);
   }
 
   cancel(_reason: string): void {

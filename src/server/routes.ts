@@ -251,15 +251,16 @@ export function createRoutes(context: RouteContext): Route[] {
           let over = run !== undefined && !run.active;
           // A run running on another instance may be ahead of what Redis showed here.
           let lastSeqKnown = true;
+          let remote: FollowedRun | undefined;
           if (!run && store !== undefined) {
             if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
             let followed: { run: FollowedRun; over: boolean; lastSeq: number } | undefined;
             try {
-              followed = await store.follow(id);
+              followed = await store.follow(id, runs.logBudget);
             } catch {
               return storeDown();
             }
-            run = followed?.run;
+            run = remote = followed?.run;
             lastSeq = followed?.lastSeq ?? 0;
             over = followed?.over ?? false;
             lastSeqKnown = over;
@@ -287,6 +288,12 @@ export function createRoutes(context: RouteContext): Route[] {
           // EventSource to stop reconnecting (WHATWG), instead of looping.
           if (over && after >= lastSeq) return new Response(null, { status: 204 });
           if (!streams.hasRoom()) return tooManyStreams();
+          if (remote !== undefined) {
+            // The copy here lives while someone watches it.
+            const watched = remote;
+            watched.watch();
+            return streams.open(watched, after, false, () => watched.unwatch());
+          }
           return streams.open(run, after, false);
         },
       },

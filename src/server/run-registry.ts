@@ -111,6 +111,11 @@ export class RunRegistry {
   readonly #runs = new Map<string, Run>();
   readonly #onFinish: ((run: Run) => void) | undefined;
   readonly #logBudget: LogBudget | undefined;
+
+  /** The bound all run logs share (`maxLogBytesTotal`), if any: copies of other instances' runs count too. */
+  get logBudget(): LogBudget | undefined {
+    return this.#logBudget;
+  }
   /** Finished runs still kept, in the order they ended. */
   readonly #finished = new Queue<FinishedRun>();
   /** The sum of the finished runs' `bytes`. */

@@ -11,6 +11,7 @@ import type { DAGExecutionResult, ExecutorConfig, Task, ToolExecutor } from "../
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
+import { errorEvent } from "../dag/events.ts";
 import { type LogBudget, RunLog } from "../sse/run-log.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import { measureJson, type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
@@ -190,6 +191,21 @@ export class Run implements LoggedRun {
   cancel(reason: string): boolean {
     if (!this.active) return false;
     this.status = "cancelled";
+    this.#controller.abort(new Error(reason));
+    return true;
+  }
+
+  /**
+   * Fails the run as a whole: an `error` event with `code` goes into its log,
+   * then it stops as a cancellation does (running tools see their signal
+   * abort), and it ends `failed` with `reason`. Returns false when the run
+   * was already over.
+   */
+  fail(reason: string, code: string): boolean {
+    if (!this.active) return false;
+    this.status = "failed";
+    this.failure = reason;
+    this.log.append(errorEvent(reason, { code }));
     this.#controller.abort(new Error(reason));
     return true;
   }

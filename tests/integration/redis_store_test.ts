@@ -77,14 +77,18 @@ async function placed(pair: { a: ServerProcess; b: ServerProcess }, runId: strin
 }
 
 /** The rest of a one-task run's stream after its start: the task cancelled with `reason`, then the end. */
+/** Every event a stream still sends, until it ends. */
+async function remaining(events: AsyncIterator<SSEEvent>): Promise<SSEEvent[]> {
+  const out: SSEEvent[] = [];
+  for (let next = await events.next(); !next.done; next = await events.next()) out.push(next.value);
+  return out;
+}
+
 async function assertCancelledAfterStart(
   events: AsyncIterator<SSEEvent>,
   reason: RegExp,
 ): Promise<void> {
-  const rest: SSEEvent[] = [];
-  for (let next = await events.next(); !next.done; next = await events.next()) {
-    rest.push(next.value);
-  }
+  const rest = await remaining(events);
   assert.deepEqual(rest.map((e) => [e.id, e.type]), [
     ["2", "task_complete"],
     ["3", "execution_complete"],
@@ -92,12 +96,25 @@ async function assertCancelledAfterStart(
   assert.match((rest[0].data as { error: string }).error, reason);
 }
 
+/** One instance on a fresh Redis. */
+async function oneInstance(flags: string[] = []) {
+  const redis = await startRedis();
+  const server = await startServer(["--store", redis.url, ...flags]);
+  await untilStoreUp(server);
+  return {
+    redis,
+    server,
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await redis.stop();
+    },
+  };
+}
+
 async function allEvents(server: ServerProcess, runId: string, lastEventId?: number) {
   const { response, events } = await openEvents(server, runId, lastEventId);
   assert.equal(response.status, 200);
-  const out: SSEEvent[] = [];
-  for (let next = await events.next(); !next.done; next = await events.next()) out.push(next.value);
-  return out;
+  return await remaining(events);
 }
 
 redisTest(
@@ -213,9 +230,7 @@ redisTest(
     // it) holds the lease, but not the dead process's runs.
     await using _restarted = await startServer(["--store", redis.url, "--instance-id", ownerId]);
     // The dead process's lease lapses within 10 s; the other instance ends the run.
-    for (let next = await events.next(); !next.done; next = await events.next()) {
-      seen.push(next.value);
-    }
+    seen.push(...await remaining(events));
     assert.deepEqual(seen.map((e) => [e.id, e.type]), [
       ["1", "task_start"],
       ["2", "task_complete"],
@@ -299,9 +314,8 @@ redisTest("a finished run outlives the instance that ran it, until --run-ttl-sec
 redisTest(
   "without Redis, /health is 503 and new runs get 503 with Retry-After; once back, both recover",
   async () => {
-    await using redis = await startRedis();
-    await using server = await startServer(["--store", redis.url]);
-    await untilStoreUp(server);
+    await using one = await oneInstance();
+    const { redis, server } = one;
     await redis.stop();
     for (;;) {
       const health = await fetch(server.at("/health"));
@@ -445,17 +459,15 @@ redisTest(
     const { events } = await openEvents(other, runId);
     assert.equal((await events.next()).value?.type, "task_start");
     owner.kill("SIGSTOP"); // frozen: no lease renewal, the task's timer waits
-    const seen: SSEEvent[] = [];
-    for (let next = await events.next(); !next.done; next = await events.next()) {
-      seen.push(next.value);
-    }
+    const seen = await remaining(events);
     assert.deepEqual(seen.map((e) => e.type), ["error", "execution_complete"]);
     owner.kill("SIGCONT");
     // Back, it finds its run ended elsewhere: it stops it instead of writing on.
     for (;;) {
       const run = await (await fetch(owner.at(`/runs/${runId}`))).json();
       if (run.status !== "running") {
-        assert.equal(run.status, "cancelled");
+        assert.equal(run.status, "failed");
+        assert.match(run.error, /could not be reached for too long/);
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -484,5 +496,31 @@ redisTest(
     assert.equal((await owner.status).code, 0);
     const run = await (await fetch(other.at(`/runs/${runId}`))).json();
     assert.equal(run.status, "cancelled");
+  },
+);
+
+redisTest(
+  "Redis away for longer than a lease: the runs executing then fail with store_unavailable",
+  async () => {
+    await using one = await oneInstance();
+    const { redis, server } = one;
+    const runId = await startRun(server, holdDag());
+    const { events } = await openEvents(server, runId);
+    assert.equal((await events.next()).value?.type, "task_start");
+    await redis.stop();
+    // Away for more than the 10 s of a lease, measured by the server itself.
+    await server.untilStderr((log) => log.includes('"msg":"store"'));
+    await new Promise((resolve) => setTimeout(resolve, 10_500));
+    await redis.start();
+    const rest = await remaining(events);
+    assert.deepEqual(rest.map((e) => [e.id, e.type]), [
+      ["2", "error"],
+      ["3", "task_complete"],
+      ["4", "execution_complete"],
+    ]);
+    assert.equal((rest[0].data as { code: string }).code, "store_unavailable");
+    const run = await (await fetch(server.at(`/runs/${runId}`))).json();
+    assert.equal(run.status, "failed");
+    assert.match(run.error, /could not be reached for too long/);
   },
 );
