@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { createClient } from "npm:@redis/client@6.3.1";
 import { readSSEEvents } from "../../src/sse/client.ts";
 import type { ReceivedSSEEvent as SSEEvent } from "../../src/sse/client.ts";
 import { holdDag, postDag, type ServerProcess, startRun, startServer } from "./_server.ts";
@@ -505,6 +506,10 @@ redisTest(
     await using one = await oneInstance();
     const { redis, server } = one;
     const runId = await startRun(server, holdDag());
+    // Once this instance has taken it from the queue, its stream is the run's own log.
+    while ((await (await fetch(server.at(`/runs/${runId}`))).json()).status === "queued") {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const { events } = await openEvents(server, runId);
     assert.equal((await events.next()).value?.type, "task_start");
     await redis.stop();
@@ -522,5 +527,34 @@ redisTest(
     const run = await (await fetch(server.at(`/runs/${runId}`))).json();
     assert.equal(run.status, "failed");
     assert.match(run.error, /could not be reached for too long/);
+  },
+);
+
+redisTest(
+  "a queued run read by an instance that died before taking it is taken by another",
+  async () => {
+    await using redis = await startRedis();
+    // An instance queues a run and stops at once, before any instance takes it.
+    const first = await startServer(["--store", redis.url, "--max-active-runs", "1"]);
+    await untilStoreUp(first);
+    const busy = await startRun(first, holdDag()); // its one slot is taken...
+    const runId = await startRun(first, { tasks: [{ id: "x", tool: "mock:echo" }] }); // ...so this waits
+    // A consumer of the group reads the run's queue entry and dies without taking it.
+    const ghost = createClient({ url: redis.url });
+    await ghost.connect();
+    const read = await ghost.xReadGroup("dagstream", "ghost", { key: "dagstream:queue", id: ">" }, {
+      COUNT: 10,
+    }) as { messages: { message: Record<string, string> }[] }[] | null;
+    assert.deepEqual(read?.[0].messages.map((m) => m.message.runId), [runId]);
+    ghost.destroy();
+    await (await fetch(first.at(`/runs/${busy}`), { method: "DELETE" })).body?.cancel();
+    await first.stop();
+    // Another instance takes it over once the entry has been pending for 10 s.
+    await using second = await startServer(["--store", redis.url]);
+    await untilStoreUp(second);
+    const events = await allEvents(second, runId);
+    assert.equal(events.at(-1)?.type, "execution_complete");
+    const run = await (await fetch(second.at(`/runs/${runId}`))).json();
+    assert.equal(run.status, "succeeded");
   },
 );
