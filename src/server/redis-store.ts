@@ -574,10 +574,15 @@ export class RedisRunStore {
             await pause(200);
             continue;
           }
-          if (await readMore(FOLLOW_BLOCK_MS) > 0) continue;
+          // Drain what is there; then, caught up, look at the run's status.
+          if (await readMore(undefined) > 0) continue;
           const status = await this.#commands.hGet(metaKey(run.id), "status") as string | null;
-          // Over: one more read, since frames sent before the end are in by now.
-          if ((status === null || FINISHED.has(status)) && await readMore(undefined) === 0) break;
+          if (status === null || FINISHED.has(status)) {
+            // Over: one more read, since frames sent before the end are in by now.
+            if (await readMore(undefined) === 0) break;
+            continue;
+          }
+          await readMore(FOLLOW_BLOCK_MS); // still running: wait for its next events
         } catch (error) {
           if (this.#closed || !run.active) break;
           this.#problem(error);
