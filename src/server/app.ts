@@ -19,6 +19,7 @@ import { createRoutes } from "./routes.ts";
 import type { AppRuns } from "./run-view.ts";
 import { RunRegistry } from "./run-registry.ts";
 import { RedisRunStore } from "./redis-store.ts";
+import { memoryRunStore, sharedRunStore } from "./run-store.ts";
 import { Shutdown } from "./shutdown.ts";
 
 /**
@@ -79,7 +80,7 @@ export interface DagstreamApp {
 export function createApp(options: ServerConfig = {}): DagstreamApp {
   const config = resolveServerConfig(options);
   const { tools, log } = config;
-  const store = config.store === "memory" ? undefined : RedisRunStore.open(config.store, {
+  const redis = config.store === "memory" ? undefined : RedisRunStore.open(config.store, {
     instance: config.instanceId,
     runTtlSeconds: config.runTtlSeconds,
     maxRunLogBytes: config.maxRunLogBytes,
@@ -89,7 +90,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   });
   const runs = new RunRegistry(tools.execute, {
     instance: config.instanceId,
-    store,
+    store: redis,
     executor: {
       maxConcurrency: config.maxConcurrency,
       taskTimeout: config.taskTimeout,
@@ -116,9 +117,9 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     });
   });
   const streams = new EventStreams(config);
-  const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store });
+  const shutdown = new Shutdown({ streams, runs, mcp: config.mcp, store: redis });
   // A DELETE on another instance, for a run executing here.
-  store?.onCancel((id) => {
+  redis?.onCancel((id) => {
     const run = runs.get(id);
     run?.cancel("cancelled by DELETE");
     return run !== undefined;
@@ -131,12 +132,12 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       "the run store (Redis) could not be reached for too long: this run's events are not all there",
       "store_unavailable",
     );
-  store?.onLost((id) => storeUnavailable(runs.get(id)));
-  store?.onOutage(() => {
+  redis?.onLost((id) => storeUnavailable(runs.get(id)));
+  redis?.onOutage(() => {
     for (const run of runs.list()) storeUnavailable(run);
   });
   // Runs of the shared queue, taken while a slot is free here.
-  store?.consume(
+  redis?.consume(
     () => !shutdown.begun && runs.refusal() === undefined,
     (runId, dag, createdAt) => {
       const checked = checkDag(dag, config);
@@ -154,7 +155,13 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       corsOrigins: [config.corsOrigin ?? []].flat(),
     },
     token: config.token,
-    routes: createRoutes({ config, runs, store, streams, shutdown, started: performance.now() }),
+    routes: createRoutes({
+      config,
+      store: redis === undefined ? memoryRunStore(runs) : sharedRunStore(runs, redis),
+      streams,
+      shutdown,
+      started: performance.now(),
+    }),
   };
 
   async function handle(request: Request): Promise<Response> {

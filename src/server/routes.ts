@@ -13,12 +13,10 @@ import type { ResolvedServerConfig } from "./config.ts";
 import type { EventStreams } from "./event-streams.ts";
 import { readDag } from "./request-checks.ts";
 import type { Route } from "./router.ts";
-import type { Run, RunView } from "./run.ts";
-import type { RunRegistry } from "./run-registry.ts";
+import type { Run } from "./run.ts";
+import type { CancelOutcome, RunEvents, RunStore } from "./run-store.ts";
 import { withSerialisableOutputs } from "./serialisable.ts";
 import type { Shutdown } from "./shutdown.ts";
-import type { FollowedRun, RedisRunStore } from "./redis-store.ts";
-import type { LoggedRun } from "../sse/log-stream.ts";
 
 /**
  * The version this server reports in `/health`.
@@ -44,10 +42,8 @@ export const VERSION: string = denoJson.version;
 export interface RouteContext {
   /** The settings in force (tools included). */
   config: ResolvedServerConfig;
-  /** The runs executing here, and those kept since. */
-  runs: RunRegistry;
-  /** The runs of every instance, when they are shared (`--store redis://…`). */
-  store?: RedisRunStore;
+  /** The runs: this process's, or every instance's (`--store redis://…`). */
+  store: RunStore;
   /** The open event streams. */
   streams: EventStreams;
   /** The app's shutdown: once it has begun, no run or stream starts. */
@@ -77,53 +73,40 @@ const EXECUTE_ANSWERS = ["application/json", "text/event-stream"];
  * ```
  */
 export function createRoutes(context: RouteContext): Route[] {
-  const { config, runs, store, streams, shutdown, started } = context;
+  const { config, store, streams, shutdown, started } = context;
 
   /** A problem answer for a shared store that cannot be reached. */
   const storeDown = () => unavailable("the run store (Redis) cannot be reached");
 
-  /**
-   * With a shared store, `POST /runs` puts the run on the shared queue: any
-   * instance with a free slot takes it. 503 only when the queue is full or
-   * Redis cannot be reached.
-   */
-  async function enqueue(request: Request): Promise<{ id: string; status: "queued" } | Response> {
+  /** `POST /runs`: the run starts here, or (shared store) waits in the queue for any instance. */
+  async function submit(request: Request): Promise<{ id: string; status: string } | Response> {
     if (shutdown.begun) return unavailable("the server is shutting down");
-    if (!store!.up) return storeDown();
+    if (!store.up) return storeDown();
     const dag = await readDag(request, config);
     if (dag instanceof Response) return dag;
-    let queued: { runId: string } | "full";
+    if (shutdown.begun) return unavailable("the server is shutting down");
+    let accepted: Awaited<ReturnType<RunStore["submit"]>>;
     try {
-      queued = await store!.enqueue(dag.tasks);
+      accepted = await store.submit(dag);
     } catch {
       return storeDown();
     }
-    if (queued === "full") {
+    if (accepted === "full") {
       return unavailable(
         `the queue holds ${config.maxQueuedRuns} runs (--max-queued-runs): try again later`,
       );
     }
-    return { id: queued.runId, status: "queued" };
+    return accepted ?? refused();
   }
 
-  /** DELETE of a run this instance does not have: its owner cancels it, if it runs. */
-  async function cancelElsewhere(id: string): Promise<Response> {
-    let outcome: "cancelled" | "over" | "unknown";
-    try {
-      outcome = await store!.cancel(id);
-    } catch {
-      return storeDown();
-    }
-    if (outcome === "unknown") return unknownRun(id);
-    if (outcome === "over") {
-      const view = await store!.view(id, false).catch(() => undefined);
-      const status = view?.status ?? "over";
-      return problemResponse(409, `run ${id} is already over (${status})`, {
-        runId: id,
-        runStatus: status,
-      });
-    }
-    return json({ runId: id, status: "cancelled" }, 202);
+  /** 503 for a run this process's limits refuse. */
+  function refused(): Response {
+    return unavailable(
+      store.refusal() === "maxLogBytesTotal"
+        ? "the active runs' event logs fill the server's memory budget for events " +
+          `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
+        : `too many active runs (at most ${config.maxActiveRuns})`,
+    );
   }
 
   /**
@@ -136,19 +119,13 @@ export function createRoutes(context: RouteContext): Route[] {
     mayStart: () => Response | undefined = () => undefined,
   ): Promise<Run | Response> {
     if (shutdown.begun) return unavailable("the server is shutting down");
-    if (store !== undefined && !store.up) return storeDown();
+    if (!store.up) return storeDown();
     const dag = await readDag(request, config);
     if (dag instanceof Response) return dag;
     // Shutdown may have begun while the body arrived: it has cancelled the
     // runs it knew of and will not wait for one started now.
     if (shutdown.begun) return unavailable("the server is shutting down");
-    const run = mayStart() ?? runs.start(dag) ?? unavailable(
-      runs.refusal() === "maxLogBytesTotal"
-        ? "the active runs' event logs fill the server's memory budget for events " +
-          `(--max-log-bytes-total ${config.maxLogBytesTotal} bytes)`
-        : `too many active runs (at most ${config.maxActiveRuns})`,
-    );
-    return run;
+    return mayStart() ?? store.startHere(dag) ?? refused();
   }
 
   function tooManyStreams(): Response {
@@ -190,7 +167,6 @@ export function createRoutes(context: RouteContext): Route[] {
       pattern: /^\/runs$/,
       methods: {
         GET: async () => {
-          if (store === undefined) return json({ runs: runs.list().map(summary) });
           try {
             return json({ runs: await store.list() });
           } catch {
@@ -198,7 +174,7 @@ export function createRoutes(context: RouteContext): Route[] {
           }
         },
         POST: async (request) => {
-          const run = store === undefined ? await startRun(request) : await enqueue(request);
+          const run = await submit(request);
           if (run instanceof Response) return run;
           const location = `/runs/${run.id}`;
           return json(
@@ -218,9 +194,6 @@ export function createRoutes(context: RouteContext): Route[] {
       pattern: /^\/runs\/([^/]+)$/,
       methods: {
         GET: async (_request, _url, [id]) => {
-          const run = runs.get(id);
-          if (run !== undefined) return json(run.toJSON());
-          if (store === undefined) return unknownRun(id);
           try {
             const view = await store.view(id);
             return view ? json(view) : unknownRun(id);
@@ -229,16 +202,20 @@ export function createRoutes(context: RouteContext): Route[] {
           }
         },
         DELETE: async (_request, _url, [id]) => {
-          const run = runs.get(id);
-          if (!run && store !== undefined) return await cancelElsewhere(id);
-          if (!run) return unknownRun(id);
-          if (!run.cancel("cancelled by DELETE")) {
-            return problemResponse(409, `run ${id} is already over (${run.status})`, {
+          let done: CancelOutcome;
+          try {
+            done = await store.cancel(id);
+          } catch {
+            return storeDown();
+          }
+          if (done.outcome === "unknown") return unknownRun(id);
+          if (done.outcome === "over") {
+            return problemResponse(409, `run ${id} is already over (${done.status})`, {
               runId: id,
-              runStatus: run.status,
+              runStatus: done.status,
             });
           }
-          return json({ runId: run.id, status: run.status }, 202);
+          return json({ runId: id, status: done.status }, 202);
         },
       },
     },
@@ -246,27 +223,19 @@ export function createRoutes(context: RouteContext): Route[] {
       pattern: /^\/runs\/([^/]+)\/events$/,
       methods: {
         GET: async (request, url, [id]) => {
-          let run: (LoggedRun & { id: string; active: boolean }) | undefined = runs.get(id);
-          let lastSeq = run?.log.lastSeq ?? 0;
-          let over = run !== undefined && !run.active;
-          // A run running on another instance may be ahead of what Redis showed here.
-          let lastSeqKnown = true;
-          let remote: FollowedRun | undefined;
-          if (!run && store !== undefined) {
-            if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
-            let followed: { run: FollowedRun; over: boolean; lastSeq: number } | undefined;
-            try {
-              followed = await store.follow(id, runs.logBudget);
-            } catch {
-              return storeDown();
-            }
-            run = remote = followed?.run;
-            lastSeq = followed?.lastSeq ?? 0;
-            over = followed?.over ?? false;
-            lastSeqKnown = over;
+          if (!acceptsEventStream(request.headers)) {
+            // Known runs only: an unknown one is 404 whatever the Accept.
+            if (!(await store.view(id).catch(() => undefined))) return unknownRun(id);
+            return notAcceptable(["text/event-stream"]);
           }
-          if (!run) return unknownRun(id);
-          if (!acceptsEventStream(request.headers)) return notAcceptable(["text/event-stream"]);
+          let found: RunEvents | undefined;
+          try {
+            found = await store.events(id);
+          } catch {
+            return storeDown();
+          }
+          if (found === undefined) return unknownRun(id);
+          const { run, over, lastSeq, lastSeqKnown, watcher } = found;
           const raw = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
           const trimmed = raw?.trim();
           if (raw !== null && !/^\d{1,15}$/.test(trimmed!)) {
@@ -288,13 +257,9 @@ export function createRoutes(context: RouteContext): Route[] {
           // EventSource to stop reconnecting (WHATWG), instead of looping.
           if (over && after >= lastSeq) return new Response(null, { status: 204 });
           if (!streams.hasRoom()) return tooManyStreams();
-          if (remote !== undefined) {
-            // The copy here lives while someone watches it.
-            const watched = remote;
-            watched.watch();
-            return streams.open(watched, after, false, () => watched.unwatch());
-          }
-          return streams.open(run, after, false);
+          // A copy of another instance's run lives while someone watches it.
+          watcher?.open();
+          return streams.open(run, after, false, watcher?.close);
         },
       },
     },
@@ -307,14 +272,14 @@ export function createRoutes(context: RouteContext): Route[] {
       methods: {
         GET: () => {
           // A store that cannot be reached makes the instance unfit for new runs: 503.
-          const storeUp = store === undefined || store.up;
+          const storeUp = store.up;
           return json({
             status: storeUp ? "ok" : "unavailable",
             version: VERSION,
             instance: config.instanceId,
             uptimeSeconds: Math.floor((performance.now() - started) / 1000),
-            activeRuns: runs.activeCount,
-            store: store === undefined
+            activeRuns: store.activeCount,
+            store: store.kind === "memory"
               ? { kind: "memory" }
               : { kind: "redis", status: storeUp ? "up" : "down" },
             ...(config.mcp === undefined ? {} : { mcpServers: config.mcp.health() }),
@@ -346,9 +311,4 @@ function unknownRun(id: string): Response {
 /** 503 with `Retry-After`: the server is at a limit or shutting down. */
 function unavailable(detail: string): Response {
   return problemResponse(503, detail, { headers: { "Retry-After": "1" } });
-}
-
-function summary(run: Run): RunView {
-  const { runId, status, instance, createdAt, startedAt, finishedAt } = run.toJSON(false);
-  return { runId, status, instance, createdAt, startedAt, finishedAt };
 }
