@@ -86,6 +86,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     maxRunLogBytes: config.maxRunLogBytes,
     maxRuns: config.maxRuns,
     maxQueuedRuns: config.maxQueuedRuns,
+    maxLogBytesTotal: config.maxLogBytesTotal,
     log,
   });
   const runs = new RunRegistry(tools.execute, {

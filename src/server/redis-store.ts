@@ -89,13 +89,15 @@ const BATCH_BYTES = 256 * 1024;
  * Appends a batch of frames to a run's stream, then trims what gave way;
  * nothing, and 0, when the run is no longer this process's to write (another
  * instance ended it as lost). KEYS: the stream, the hash. ARGV: the owner
- * token, the first sequence id kept, then id/frame pairs.
+ * token, the first sequence id kept, the batch's size (added to the run's
+ * `bytes`), then id/frame pairs.
  */
 const APPEND = `
 if redis.call('HGET', KEYS[2], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] then return 0 end
-for i = 3, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'f', ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'f', ARGV[i + 1]) end
 if tonumber(ARGV[2]) > 1 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
+redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[3])
 return 1
 `;
 
@@ -163,8 +165,10 @@ export interface RedisStoreSettings {
   runTtlSeconds: number;
   /** Most bytes of events a followed run's copy keeps here. */
   maxRunLogBytes: number;
-  /** Most runs `list` returns (the newest). */
+  /** Most finished runs kept (the newest); also most runs `list` returns. */
   maxRuns: number;
+  /** Most bytes of events all runs' copies keep together (finished runs give way, oldest first). */
+  maxLogBytesTotal: number;
   /** Most runs waiting in the shared queue. */
   maxQueuedRuns: number;
   /** Where problems are logged. */
@@ -379,7 +383,7 @@ export class RedisRunStore {
       timer = undefined;
       if (batch.length === 0) return;
       // Frames that gave way here give way there too.
-      const args = [this.#token, String(run.log.firstSeq), ...batch];
+      const args = [this.#token, String(run.log.firstSeq), String(batchBytes), ...batch];
       const bytes = batchBytes;
       batch = [];
       batchBytes = 0;
@@ -611,24 +615,44 @@ export class RedisRunStore {
     // After an outage every lease may have lapsed: others get a lease's time to come back.
     const mayReap = Date.now() - this.#readySince >= LEASE_TTL_MS;
     (mayReap ? this.#reapLost() : Promise.resolve())
-      .then(() => this.#forgetBeyondMaxRuns())
+      .then(() => this.#forgetBeyondBounds())
       .catch((error) => this.#problem(error))
       .finally(() => this.#reaping = false);
   }
 
   /**
-   * Keeps at most `maxRuns` finished runs (and every running one), as the
-   * memory store does: the oldest finished ones beyond it are deleted now,
-   * whatever their TTL, and leave the index, which so stays bounded.
+   * Keeps the runs in Redis within the memory store's bounds: at most
+   * `maxRuns` finished runs, and the events of all runs, every instance's,
+   * within `maxLogBytesTotal` (counted as copied). The oldest finished runs
+   * go first, deleted at once whatever their TTL; queued and running ones
+   * stay. Runs that expired leave the index too, so it stays bounded.
    */
-  async #forgetBeyondMaxRuns(): Promise<void> {
-    const older = await this.#commands.zRange(RUNS, 0, -(this.#settings.maxRuns + 1)) as string[];
-    if (older.length === 0) return;
-    const statuses = await Promise.all(
-      older.map((id) => this.#commands.hGet(metaKey(id), "status")),
-    ) as (string | null)[];
-    // Finished runs only: queued and running ones stay, whatever their age.
-    const gone = older.filter((_, k) => FINISHED.has(statuses[k] ?? "succeeded"));
+  async #forgetBeyondBounds(): Promise<void> {
+    const ids = await this.#commands.zRange(RUNS, 0, -1) as string[];
+    if (ids.length === 0) return;
+    const rows = await Promise.all(
+      ids.map((id) => this.#commands.hmGet(metaKey(id), ["status", "bytes"])),
+    ) as (string | null)[][];
+    let count = 0;
+    let bytes = 0;
+    for (const [status, size] of rows) {
+      if (status === null) continue;
+      count++;
+      bytes += Number(size ?? 0);
+    }
+    const gone: string[] = [];
+    for (let k = 0; k < ids.length; k++) {
+      const [status, size] = rows[k];
+      if (status === null) gone.push(ids[k]); // expired
+      else if (
+        FINISHED.has(status) &&
+        (count > this.#settings.maxRuns || bytes > this.#settings.maxLogBytesTotal)
+      ) {
+        gone.push(ids[k]);
+        count--;
+        bytes -= Number(size ?? 0);
+      }
+    }
     if (gone.length === 0) return;
     await this.#commands.del(gone.flatMap((id) => [metaKey(id), eventsKey(id)]));
     await this.#commands.zRem(RUNS, gone);

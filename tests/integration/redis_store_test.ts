@@ -97,6 +97,15 @@ async function assertCancelledAfterStart(
   assert.match((rest[0].data as { error: string }).error, reason);
 }
 
+/** Waits (checking every 100 ms) until `check` holds; fails after 30 s, naming `what`. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const giveUp = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > giveUp) throw new Error(`still not so after 30 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** One instance on a fresh Redis. */
 async function oneInstance(flags: string[] = []) {
   const redis = await startRedis();
@@ -556,5 +565,41 @@ redisTest(
     assert.equal(events.at(-1)?.type, "execution_complete");
     const run = await (await fetch(second.at(`/runs/${runId}`))).json();
     assert.equal(run.status, "succeeded");
+  },
+);
+
+redisTest(
+  "--max-log-bytes-total bounds the events all runs keep in Redis: the oldest finished runs go",
+  async () => {
+    await using one = await oneInstance([
+      "--max-log-bytes-total",
+      "20000",
+      "--max-event-payload-bytes",
+      "1024",
+    ]);
+    const { server } = one;
+    const chain = Array.from({ length: 30 }, (_, i) => ({
+      id: `t${i}`,
+      tool: "mock:echo",
+      arguments: { i },
+      ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
+    }));
+    // Three runs of about 8 KB of events each: only two fit.
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = await startRun(server, { tasks: chain });
+      assert.equal((await allEvents(server, id)).length, 61);
+      ids.push(id);
+    }
+    await eventually(async () => {
+      const response = await fetch(server.at(`/runs/${ids[0]}`));
+      await response.body?.cancel();
+      return response.status === 404;
+    }, "the oldest run is deleted");
+    const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
+      r: { runId: string },
+    ) => r.runId);
+    assert.deepEqual(listed, ids.slice(1));
+    assert.equal((await allEvents(server, ids[2])).length, 61);
   },
 );
