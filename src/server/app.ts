@@ -141,6 +141,8 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
   redis?.consume(
     () => !shutdown.begun && runs.refusal() === undefined,
     (runId, dag, createdAt) => {
+      // Taken as the shutdown began: back to the queue, for another instance.
+      if (shutdown.begun) return "busy";
       const checked = checkDag(dag, config);
       if (!checked.ok) {
         const issues = checked.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
