@@ -30,12 +30,11 @@ async function twoInstances(redis: RedisProcess, flags: string[] = []) {
 /** Waits until the instance's /health says the store is up (it connects in the background). */
 async function untilStoreUp(server: ServerProcess): Promise<void> {
   await server.untilStderr(() => true); // the process is running
-  for (;;) {
-    const health = await (await fetch(server.at("/health"))).json();
-    if (health.store?.status === "up") return;
-    // It reconnects with a backoff of at most 2 s; ask again meanwhile.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  // It reconnects with a backoff of at most 2 s; ask again meanwhile.
+  await eventually(
+    async () => (await (await fetch(server.at("/health"))).json()).store?.status === "up",
+    "the store is up",
+  );
 }
 
 /** Reads a stream's events as they come, one by one. */
@@ -66,15 +65,14 @@ async function placedRun(tasks: unknown[]) {
 
 /** Waits until the run is taken from the queue; returns the instance executing it and the other. */
 async function placed(pair: { a: ServerProcess; b: ServerProcess }, runId: string) {
-  for (;;) {
-    const run = await (await fetch(pair.a.at(`/runs/${runId}`))).json();
-    if (run.status !== "queued") {
-      return run.instance === "A"
-        ? { owner: pair.a, ownerId: "A", other: pair.b }
-        : { owner: pair.b, ownerId: "B", other: pair.a };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  let run: { status: string; instance?: string } = { status: "queued" };
+  await eventually(async () => {
+    run = await (await fetch(pair.a.at(`/runs/${runId}`))).json();
+    return run.status !== "queued";
+  }, `run ${runId} is taken from the queue`);
+  return run.instance === "A"
+    ? { owner: pair.a, ownerId: "A", other: pair.b }
+    : { owner: pair.b, ownerId: "B", other: pair.a };
 }
 
 /** The rest of a one-task run's stream after its start: the task cancelled with `reason`, then the end. */
@@ -311,13 +309,13 @@ redisTest("a finished run outlives the instance that ran it, until --run-ttl-sec
   assert.equal(run.instance, ownerId);
   assert.deepEqual(await allEvents(other, runId), events);
   // Then it expires: 404, and it leaves the list.
-  for (;;) {
+  await eventually(async () => {
     const response = await fetch(other.at(`/runs/${runId}`));
     await response.body?.cancel();
-    if (response.status === 404) break;
+    if (response.status === 404) return true;
     assert.equal(response.status, 200);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return false;
+  }, "the finished run expires");
   assert.deepEqual((await (await fetch(other.at("/runs"))).json()).runs, []);
 });
 
@@ -327,15 +325,13 @@ redisTest(
     await using one = await oneInstance();
     const { redis, server } = one;
     await redis.stop();
-    for (;;) {
+    await eventually(async () => {
       const health = await fetch(server.at("/health"));
       const body = await health.json();
-      if (health.status === 503) {
-        assert.deepEqual(body.store, { kind: "redis", status: "down" });
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      if (health.status !== 503) return false;
+      assert.deepEqual(body.store, { kind: "redis", status: "down" });
+      return true;
+    }, "/health says the store is down");
     const refused = await postDag(server.at("/runs"), holdDag(10));
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get("retry-after"), "1");
@@ -398,12 +394,11 @@ redisTest(
       ids.push(id);
     }
     // Within a couple of lease ticks (2 s each) the two oldest are deleted.
-    for (;;) {
+    await eventually(async () => {
       const response = await fetch(server.at(`/runs/${ids[0]}`));
       await response.body?.cancel();
-      if (response.status === 404) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      return response.status === 404;
+    }, "the oldest run is deleted");
     assert.equal(
       await fetch(server.at(`/runs/${ids[1]}`)).then((r) => r.body?.cancel().then(() => r.status)),
       404,
@@ -439,12 +434,11 @@ redisTest("queued runs are never forgotten for --max-runs, however many wait", a
   const ids: string[] = [];
   for (let i = 0; i < 5; i++) ids.push(await startRun(server, holdDag()));
   // A pass of the trim (on a lease tick) deletes the finished ones...
-  for (;;) {
+  await eventually(async () => {
     const response = await fetch(server.at(`/runs/${finished[0]}`));
     await response.body?.cancel();
-    if (response.status === 404) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return response.status === 404;
+  }, "the oldest finished run is deleted");
   // ...and none of those that wait or run.
   const statuses: string[] = [];
   for (const id of ids) {
@@ -473,15 +467,13 @@ redisTest(
     assert.deepEqual(seen.map((e) => e.type), ["error", "execution_complete"]);
     owner.kill("SIGCONT");
     // Back, it finds its run ended elsewhere: it stops it instead of writing on.
-    for (;;) {
+    await eventually(async () => {
       const run = await (await fetch(owner.at(`/runs/${runId}`))).json();
-      if (run.status !== "running") {
-        assert.equal(run.status, "failed");
-        assert.match(run.error, /could not be reached for too long/);
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      if (run.status === "running") return false;
+      assert.equal(run.status, "failed");
+      assert.match(run.error, /could not be reached for too long/);
+      return true;
+    }, "the frozen instance stops its run");
     const replay = await allEvents(other, runId);
     assert.deepEqual(replay.map((e) => [e.id, e.type]), [
       ["1", "task_start"],
@@ -516,9 +508,10 @@ redisTest(
     const { redis, server } = one;
     const runId = await startRun(server, holdDag());
     // Once this instance has taken it from the queue, its stream is the run's own log.
-    while ((await (await fetch(server.at(`/runs/${runId}`))).json()).status === "queued") {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually(
+      async () => (await (await fetch(server.at(`/runs/${runId}`))).json()).status !== "queued",
+      "the run is taken from the queue",
+    );
     const { events } = await openEvents(server, runId);
     assert.equal((await events.next()).value?.type, "task_start");
     await redis.stop();
