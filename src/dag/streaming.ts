@@ -22,6 +22,7 @@ import type { PreparedDAG } from "./validate.ts";
 import { BufferedEventStream, type BufferedStreamConfig } from "./buffered-stream.ts";
 import { errorEvent, type SSEEvent, type TaskProgressEvent } from "./events.ts";
 import { describeError } from "./errors.ts";
+import { isoNow } from "./iso-now.ts";
 
 /**
  * Runs a DAG and streams its events: one `task_start` when a task really
@@ -188,23 +189,6 @@ async function offer(sink: (event: SSEEvent) => Promise<void> | void, event: SSE
   } catch {
     // The sink failed: the caller reports the original error.
   }
-}
-
-let lastMs = Number.NaN;
-let lastIso = "";
-
-/**
- * `new Date().toISOString()`, computed once per millisecond: a run emits
- * thousands of events per millisecond when tasks are fast, and formatting
- * the date is a good part of building an event.
- */
-function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
 }
 
 function taskStartEvent(dag: PreparedDAG, i: number): SSEEvent {

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { isoNow } from "../dag/iso-now.ts";
+
 const encoder = new TextEncoder();
 
 /** Lines are written together once this many bytes (UTF-16 units) wait. */
@@ -32,7 +34,7 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 export function logToStderr(record: Record<string, unknown>): void {
   // `time` first, without copying the record: `{"time":"…",` + the rest of its JSON.
   const json = JSON.stringify(record);
-  const line = `{"time":"${isoTime()}"${json === "{}" ? "}" : `,${json.slice(1)}`}\n`;
+  const line = `{"time":"${isoNow()}"${json === "{}" ? "}" : `,${json.slice(1)}`}\n`;
   waiting.push(line);
   waitingSize += line.length;
   if (waitingSize >= FLUSH_AT) flushLog();
@@ -42,19 +44,6 @@ export function logToStderr(record: Record<string, unknown>): void {
     Deno.unrefTimer(armed as unknown as number);
     timer = armed;
   }
-}
-
-let lastMs = Number.NaN;
-let lastIso = "";
-
-/** `new Date().toISOString()`, formatted once per millisecond. */
-function isoTime(): string {
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
 }
 
 /** Writes every waiting log line now. Never throws. */
