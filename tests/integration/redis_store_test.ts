@@ -95,6 +95,16 @@ async function assertCancelledAfterStart(
   assert.match((rest[0].data as { error: string }).error, reason);
 }
 
+/** `n` mock:echo tasks, each depending on the one before: 2n + 1 events, one at a time. */
+function echoChain(n: number) {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `t${i}`,
+    tool: "mock:echo",
+    arguments: { i },
+    ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
+  }));
+}
+
 /** Waits (checking every 100 ms) until `check` holds; fails after 30 s, naming `what`. */
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
   const giveUp = Date.now() + 30_000;
@@ -102,6 +112,18 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
     if (Date.now() > giveUp) throw new Error(`still not so after 30 s: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** The HTTP status of `GET /runs/<id>` on `server`. */
+async function statusOf(server: ServerProcess, runId: string): Promise<number> {
+  const response = await fetch(server.at(`/runs/${runId}`));
+  await response.body?.cancel();
+  return response.status;
+}
+
+/** Waits until `server` no longer knows run `runId` (404). */
+async function untilGone(server: ServerProcess, runId: string, what: string): Promise<void> {
+  await eventually(async () => await statusOf(server, runId) === 404, what);
 }
 
 /** One instance on a fresh Redis. */
@@ -266,12 +288,7 @@ redisTest(
     const pair = await twoInstances(redis);
     await using _a = pair.a;
     await using _b = pair.b;
-    const tasks = Array.from({ length: 30 }, (_, i) => ({
-      id: `t${i}`,
-      tool: "mock:echo",
-      arguments: { i },
-      ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
-    }));
+    const tasks = echoChain(30);
     const runId = await startRun(pair.a, { tasks });
     const { owner, other } = await placed(pair, runId);
     const onOwner = await allEvents(owner, runId);
@@ -394,15 +411,8 @@ redisTest(
       ids.push(id);
     }
     // Within a couple of lease ticks (2 s each) the two oldest are deleted.
-    await eventually(async () => {
-      const response = await fetch(server.at(`/runs/${ids[0]}`));
-      await response.body?.cancel();
-      return response.status === 404;
-    }, "the oldest run is deleted");
-    assert.equal(
-      await fetch(server.at(`/runs/${ids[1]}`)).then((r) => r.body?.cancel().then(() => r.status)),
-      404,
-    );
+    await untilGone(server, ids[0], "the oldest run is deleted");
+    assert.equal(await statusOf(server, ids[1]), 404);
     const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
       r: { runId: string },
     ) => r.runId);
@@ -434,11 +444,7 @@ redisTest("queued runs are never forgotten for --max-runs, however many wait", a
   const ids: string[] = [];
   for (let i = 0; i < 5; i++) ids.push(await startRun(server, holdDag()));
   // A pass of the trim (on a lease tick) deletes the finished ones...
-  await eventually(async () => {
-    const response = await fetch(server.at(`/runs/${finished[0]}`));
-    await response.body?.cancel();
-    return response.status === 404;
-  }, "the oldest finished run is deleted");
+  await untilGone(server, finished[0], "the oldest finished run is deleted");
   // ...and none of those that wait or run.
   const statuses: string[] = [];
   for (const id of ids) {
@@ -571,12 +577,7 @@ redisTest(
       "1024",
     ]);
     const { server } = one;
-    const chain = Array.from({ length: 30 }, (_, i) => ({
-      id: `t${i}`,
-      tool: "mock:echo",
-      arguments: { i },
-      ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
-    }));
+    const chain = echoChain(30);
     // Three runs of about 8 KB of events each: only two fit.
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -584,11 +585,7 @@ redisTest(
       assert.equal((await allEvents(server, id)).length, 61);
       ids.push(id);
     }
-    await eventually(async () => {
-      const response = await fetch(server.at(`/runs/${ids[0]}`));
-      await response.body?.cancel();
-      return response.status === 404;
-    }, "the oldest run is deleted");
+    await untilGone(server, ids[0], "the oldest run is deleted");
     const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
       r: { runId: string },
     ) => r.runId);
