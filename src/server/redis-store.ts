@@ -27,6 +27,7 @@ import { encodeSSEEvent } from "../sse/frame.ts";
 import { errorEvent, type SSEEvent } from "../dag/events.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import type { Run, RunStatus, RunView } from "./run.ts";
+import { encodeCursor, listedBefore, type ListQuery, type RunPage } from "./run-listing.ts";
 
 type Client = ReturnType<typeof createClient>;
 
@@ -449,28 +450,50 @@ export class RedisRunStore {
     return meta.runId === undefined ? undefined : viewOf(meta, withDag);
   }
 
-  /** The newest runs of every instance, oldest first, as `GET /runs` lists them. */
-  async list(): Promise<RunView[]> {
-    const ids = await this.#commands.zRange(RUNS, 0, this.#settings.maxRuns - 1, { REV: true });
+  /**
+   * A page of the runs of every instance, newest first, as `GET /runs`
+   * lists them: the index gives the order (scored by creation time), and
+   * only as many runs are read as the page needs.
+   */
+  async list(query: ListQuery): Promise<RunPage<RunView>> {
+    const scored = await this.#commands.zRangeWithScores(RUNS, "+inf", "-inf", {
+      BY: "SCORE",
+      REV: true,
+    }) as { value: string; score: number }[];
+    const { after, status, limit } = query;
+    // Same score: the index's own order is by member, which listedBefore follows.
+    const candidates = scored
+      .map(({ value, score }) => ({ createdMs: score, id: value }))
+      .filter((position) => after === undefined || listedBefore(after, position))
+      .sort((a, b) => listedBefore(a, b) ? -1 : 1);
     const fields = ["runId", "status", "instance", "createdAt", "startedAt", "finishedAt"];
-    const rows = await Promise.all(
-      ids.map((id: string) => this.#commands.hmGet(metaKey(id), fields)),
-    ) as (string | null)[][];
     const views: RunView[] = [];
     const gone: string[] = [];
-    rows.forEach((row, k) => {
-      if (row[0] === null) gone.push(ids[k]);
-      else {
+    let taken = 0;
+    for (let from = 0; from < candidates.length && views.length <= limit; from += taken) {
+      const batch = candidates.slice(from, from + limit + 1);
+      taken = batch.length;
+      const rows = await Promise.all(
+        batch.map(({ id }) => this.#commands.hmGet(metaKey(id), fields)),
+      ) as (string | null)[][];
+      rows.forEach((row, k) => {
+        if (row[0] === null) return void gone.push(batch[k].id);
         const meta: Record<string, string> = {};
         fields.forEach((field, f) => {
           if (row[f] !== null) meta[field] = row[f]!;
         });
-        views.push(viewOf(meta, false));
-      }
-    });
+        if (status === undefined || meta.status === status) views.push(viewOf(meta, false));
+      });
+    }
     // Runs that expired leave the index too.
     if (gone.length > 0) this.#send(this.#commands.zRem(RUNS, gone), 0);
-    return views.reverse();
+    if (views.length <= limit) return { runs: views };
+    const runs = views.slice(0, limit);
+    const last = runs[limit - 1];
+    return {
+      runs,
+      nextCursor: encodeCursor({ createdMs: Date.parse(last.createdAt), id: last.runId }),
+    };
   }
 
   /**

@@ -14,6 +14,7 @@ import type { EventStreams } from "./event-streams.ts";
 import { readDag } from "./request-checks.ts";
 import type { Route } from "./router.ts";
 import type { Run } from "./run.ts";
+import { parseListQuery } from "./run-listing.ts";
 import type { CancelOutcome, RunEvents, RunStore } from "./run-store.ts";
 import { withSerialisableOutputs } from "./serialisable.ts";
 import type { Shutdown } from "./shutdown.ts";
@@ -166,9 +167,11 @@ export function createRoutes(context: RouteContext): Route[] {
     {
       pattern: /^\/runs$/,
       methods: {
-        GET: async () => {
+        GET: async (_request, url) => {
+          const query = parseListQuery(url);
+          if (query instanceof Response) return query;
           try {
-            return json({ runs: await store.list() });
+            return json(await store.list(query));
           } catch {
             return storeDown();
           }

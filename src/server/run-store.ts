@@ -10,6 +10,7 @@
 import type { PreparedDAG } from "../dag/validate.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import type { Run, RunStatus, RunView } from "./run.ts";
+import { type ListPosition, type ListQuery, pageOf, type RunPage } from "./run-listing.ts";
 import type { RunRefusal, RunRegistry } from "./run-registry.ts";
 import type { RedisRunStore } from "./redis-store.ts";
 
@@ -56,8 +57,8 @@ export interface RunStore {
   submit(dag: PreparedDAG): Promise<{ id: string; status: RunStatus } | "full" | null>;
   /** A run as `GET /runs/<id>` shows it. */
   view(id: string): Promise<RunView | undefined>;
-  /** The runs `GET /runs` lists, oldest first. */
-  list(): Promise<RunView[]>;
+  /** The page of runs `GET /runs` lists (newest first). */
+  list(query: ListQuery): Promise<RunPage<RunView>>;
   /** Cancels a run wherever it executes. */
   cancel(id: string): Promise<CancelOutcome>;
   /** A run's events, wherever it executes. */
@@ -101,7 +102,10 @@ export function memoryRunStore(runs: RunRegistry): RunStore {
       return Promise.resolve(run === null ? null : { id: run.id, status: run.status });
     },
     view: (id) => Promise.resolve(runs.get(id)?.toJSON()),
-    list: () => Promise.resolve(runs.list().map(summary)),
+    list: (query) => {
+      const page = pageOf(runs.list(), query, positionOf, (run) => run.status);
+      return Promise.resolve({ ...page, runs: page.runs.map(summary) });
+    },
     cancel: (id) => Promise.resolve(cancelHere(runs, id) ?? { outcome: "unknown" }),
     events: (id) => Promise.resolve(eventsHere(runs, id)),
   };
@@ -129,7 +133,7 @@ export function sharedRunStore(runs: RunRegistry, redis: RedisRunStore): RunStor
     },
     // A run executing here answers from memory: its freshest state.
     view: async (id) => runs.get(id)?.toJSON() ?? await redis.view(id),
-    list: () => redis.list(),
+    list: (query) => redis.list(query),
     async cancel(id) {
       const here = cancelHere(runs, id);
       if (here !== undefined) return here;
@@ -170,6 +174,11 @@ function eventsHere(runs: RunRegistry, id: string): RunEvents | undefined {
   const run = runs.get(id);
   if (run === undefined) return undefined;
   return { run, over: !run.active, lastSeq: run.log.lastSeq, lastSeqKnown: true };
+}
+
+/** Where a run of this process sits in `GET /runs`. */
+function positionOf(run: Run): ListPosition {
+  return { createdMs: Date.parse(run.createdAt), id: run.id };
 }
 
 /** A run as `GET /runs` lists it: no DAG, no result. */

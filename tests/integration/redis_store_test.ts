@@ -416,7 +416,7 @@ redisTest(
     const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
       r: { runId: string },
     ) => r.runId);
-    assert.deepEqual(listed, ids.slice(2));
+    assert.deepEqual(listed, ids.slice(2).reverse());
   },
 );
 
@@ -589,7 +589,7 @@ redisTest(
     const listed = (await (await fetch(server.at("/runs"))).json()).runs.map((
       r: { runId: string },
     ) => r.runId);
-    assert.deepEqual(listed, ids.slice(1));
+    assert.deepEqual(listed, ids.slice(1).reverse());
     assert.equal((await allEvents(server, ids[2])).length, 61);
   },
 );
