@@ -14,7 +14,8 @@ import { type ResolvedServerConfig, resolveServerConfig, type ServerConfig } fro
 import { addCorsHeaders } from "./cors.ts";
 import { EventStreams } from "./event-streams.ts";
 import { roundMs } from "./log.ts";
-import { answerChecked, checkDag, type RequestChecks } from "./request-checks.ts";
+import { checkDag } from "./dag-checks.ts";
+import { answerChecked, type RequestChecks } from "./request-checks.ts";
 import { createRoutes } from "./routes.ts";
 import type { AppRuns } from "./run-view.ts";
 import { RunRegistry } from "./run-registry.ts";

@@ -1,6 +1,6 @@
 /**
  * The bearer token check: when the server has a token, every route but
- * `/health` needs it, in `Authorization: Bearer <token>` or, for an event
+ * `/health` and the page (`/`, `/ui/…`, which hold no data) needs it, in `Authorization: Bearer <token>` or, for an event
  * stream that `EventSource` opens (it cannot send headers), in
  * `?access_token=`. Tokens are compared in constant time.
  *
@@ -9,6 +9,7 @@
 
 import { timingSafeEqual } from "node:crypto";
 import { problemResponse } from "../sse/problem.ts";
+import { isPagePath } from "./page.ts";
 
 const encoder = new TextEncoder();
 
@@ -37,7 +38,9 @@ export function refuseWithoutToken(
   url: URL,
   token: string | undefined,
 ): Response | undefined {
-  if (token === undefined || url.pathname === "/health") return undefined;
+  if (token === undefined || url.pathname === "/health" || isPagePath(url.pathname)) {
+    return undefined;
+  }
   const given = givenToken(request, url);
   if (given !== undefined && sameSecret(given, token)) return undefined;
   return problemResponse(401, "a valid bearer token is required", {

@@ -39,7 +39,7 @@ import { logToStderr } from "./log.ts";
  * ```
  */
 export interface ServerConfig {
-  /** Bearer token every route but `/health` requires; none when unset. */
+  /** Bearer token every route but `/health` and the page requires; none when unset. */
   token?: string;
   /**
    * This server instance's id, shown in `/health` and on each run it executes

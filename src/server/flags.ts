@@ -192,7 +192,7 @@ export const HELP: string = [
   "Flags (each also read from the environment variable shown):",
   helpLine("host", "HOST", "interface to bind", LISTEN_DEFAULTS.host),
   helpLine("port", "PORT", "port; 0 picks a free one", String(LISTEN_DEFAULTS.port)),
-  helpLine("token", "TOKEN", "bearer token required on every route but /health"),
+  helpLine("token", "TOKEN", "bearer token required on every route but /health and the page"),
   helpLine(
     "cors-origin",
     "ORIGIN",

@@ -4,6 +4,7 @@
  *
  * 1. `Host`: a name this server answers to (DNS rebinding) — 403 `forbidden-host`
  * 2. `Origin`: the server's own or an allowed CORS origin — 403 `forbidden-origin`
+ *    (not for `GET` and `HEAD` of the page, `/` and `/ui/…`, which hold no data)
  * 3. the bearer token, when one is set — 401 (a CORS preflight carries none
  *    and skips this step)
  * 4. route and method — 404, 405; `OPTIONS` and `HEAD` are answered here
@@ -17,15 +18,15 @@
  * @module
  */
 
-import { type PreparedDAG, validateDAG, type ValidationResult } from "../dag/validate.ts";
+import type { PreparedDAG } from "../dag/validate.ts";
 import { invalidDag } from "../sse/problem.ts";
-import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
 import { refuseWithoutToken } from "./auth.ts";
 import { isPreflight } from "./cors.ts";
 import { type CrossSiteSettings, refuseForeignHost, refuseForeignOrigin } from "./cross-site.ts";
+import { checkDag, type DagChecks } from "./dag-checks.ts";
 import { readJsonBody } from "./json-body.ts";
+import { isPagePath } from "./page.ts";
 import { dispatch, type Route } from "./router.ts";
-import { unknownToolMessages } from "./unknown-tool.ts";
 
 /**
  * What steps 1–4 read.
@@ -80,36 +81,13 @@ export async function answerChecked(
   url: URL,
   checks: RequestChecks,
 ): Promise<Response> {
+  // The page and its assets hold no data: a link from another site may open them.
+  const publicPage = (request.method === "GET" || request.method === "HEAD") &&
+    isPagePath(url.pathname);
   return refuseForeignHost(request, checks.crossSite) ??
-    refuseForeignOrigin(request, checks.crossSite) ??
+    (publicPage ? undefined : refuseForeignOrigin(request, checks.crossSite)) ??
     (isPreflight(request) ? undefined : refuseWithoutToken(request, url, checks.token)) ??
     await dispatch(checks.routes, request, url, checks.crossSite.corsOrigins);
-}
-
-/**
- * What steps 5–6 read.
- *
- * @example
- * ```ts
- * import { builtinTools } from "../tools/builtin.ts";
- * import { createToolRegistry } from "../tools/registry.ts";
- * import type { DagChecks } from "./request-checks.ts";
- * const checks: DagChecks = {
- *   maxBodyBytes: 1024 * 1024,
- *   maxTasks: 1000,
- *   tools: createToolRegistry({ ...builtinTools }),
- * };
- * ```
- */
-export interface DagChecks {
-  /** Largest body, in bytes. */
-  maxBodyBytes: number;
-  /** Most tasks a DAG may have. */
-  maxTasks: number;
-  /** The tools a DAG may call (with their argument checks). */
-  tools: ToolRegistry;
-  /** The MCP servers' tools, to explain a tool name none of them has. */
-  mcp?: ManagedToolRegistry;
 }
 
 /**
@@ -144,20 +122,4 @@ export async function readDag(
   if (body instanceof Response) return body;
   const checked = checkDag(body.value, checks);
   return checked.ok ? checked.dag : invalidDag(checked.issues);
-}
-
-/**
- * Validates a submitted DAG with the server's rules (size, known tools, tool
- * input schemas, references): for a request's body, and for a run that
- * waited in the shared queue before an instance took it.
- */
-export function checkDag(value: unknown, checks: DagChecks): ValidationResult {
-  const { tools } = checks;
-  return validateDAG(value, {
-    maxTasks: checks.maxTasks,
-    isKnownTool: (name) => tools.has(name),
-    unknownToolMessage: unknownToolMessages(tools, checks.mcp),
-    checkArguments: tools.checkArguments?.bind(tools),
-    rejectUnknownReferences: true,
-  });
 }

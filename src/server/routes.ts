@@ -11,6 +11,7 @@ import { acceptsEventStream, negotiateResponse } from "../sse/negotiate.ts";
 import { notAcceptable, problemResponse, quoteInDetail } from "../sse/problem.ts";
 import type { ResolvedServerConfig } from "./config.ts";
 import type { EventStreams } from "./event-streams.ts";
+import { pageRoutes } from "./page.ts";
 import { readDag } from "./request-checks.ts";
 import type { Route } from "./router.ts";
 import type { Run } from "./run.ts";
@@ -136,6 +137,7 @@ export function createRoutes(context: RouteContext): Route[] {
   }
 
   return [
+    ...pageRoutes(VERSION),
     {
       pattern: /^\/execute$/,
       methods: {

@@ -467,6 +467,8 @@ Deno.test("fuzz HTTP: odd methods and paths get 404/405 (with Allow) or their an
         "/tools",
         "/health",
         "/",
+        "/ui/app.js",
+        "/ui/nope.js",
         "/execute/",
         "/runs//events",
         "/runs/%E0%A4%A/events",
@@ -489,6 +491,8 @@ Deno.test("fuzz HTTP: odd methods and paths get 404/405 (with Allow) or their an
       [/^\/runs\/[^/]+\/events$/, ["GET"]],
       [/^\/tools$/, ["GET"]],
       [/^\/health$/, ["GET"]],
+      [/^\/$/, ["GET"]],
+      [/^\/ui\/[a-z0-9.-]+$/, ["GET"]],
     ];
     await fuzz(
       "odd methods on every route and on random paths",

@@ -109,7 +109,11 @@ Deno.test("--max-runs: the oldest finished runs give way", async () => {
     await response.body?.cancel();
   }
   const { runs } = await (await fetch(server.at("/runs"))).json();
-  assert.deepEqual(runs.map((r: { runId: string }) => r.runId), ids.slice(1).reverse(), "newest first");
+  assert.deepEqual(
+    runs.map((r: { runId: string }) => r.runId),
+    ids.slice(1).reverse(),
+    "newest first",
+  );
   await assertProblem(await fetch(server.at(`/runs/${ids[0]}`)), 404);
   await assertProblem(await fetch(server.at(`/runs/${ids[0]}/events`)), 404);
 });

@@ -415,7 +415,7 @@ Deno.test("GET /health answers status, version and numbers that are numbers", as
 
 Deno.test("unknown routes answer 404 and wrong methods 405 with Allow", async (t) => {
   await using server = await startServer();
-  for (const path of ["/", "/nope", "/runs/a/b/c", "/execute/", "/tools/x"]) {
+  for (const path of ["/nope", "/ui/", "/ui/nope.js", "/runs/a/b/c", "/execute/", "/tools/x"]) {
     await t.step(`404 ${path}`, async () => {
       await assertProblem(await fetch(server.at(path)), 404);
     });
