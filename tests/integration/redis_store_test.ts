@@ -593,3 +593,48 @@ redisTest(
     assert.equal((await allEvents(server, ids[2])).length, 61);
   },
 );
+
+redisTest(
+  "GET /runs pages through every instance's runs, newest first, from any instance",
+  async () => {
+    await using placedOne = await placedRun([{
+      id: "hold",
+      tool: "mock:delay",
+      arguments: { ms: 60_000 },
+    }]);
+    const { pair, runId: held } = placedOne;
+    const finished: string[] = [];
+    for (const [k, server] of [pair.a, pair.b, pair.a, pair.b, pair.a].entries()) {
+      const id = await startRun(server, {
+        tasks: [{ id: "e", tool: "mock:echo", arguments: { k } }],
+      });
+      await eventually(
+        async () =>
+          (await statusOf(server, id)) === 200 &&
+          (await (await fetch(server.at(`/runs/${id}`))).json()).status === "succeeded",
+        `${id} ends`,
+      );
+      finished.push(id);
+    }
+    const newestFirst = [...finished].reverse();
+    for (const server of [pair.a, pair.b]) {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await (await fetch(
+          server.at(`/runs?limit=2${cursor === undefined ? "" : `&cursor=${cursor}`}`),
+        )).json();
+        seen.push(...page.runs.map((r: { runId: string }) => r.runId));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      assert.deepEqual(seen, [...newestFirst, held]);
+      const running = await (await fetch(server.at("/runs?status=running"))).json();
+      assert.deepEqual(running.runs.map((r: { runId: string }) => r.runId), [held]);
+    }
+    const bad = await fetch(pair.b.at("/runs?cursor=x!"));
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    const cancel = await fetch(pair.a.at(`/runs/${held}`), { method: "DELETE" });
+    await cancel.body?.cancel();
+  },
+);
