@@ -7,36 +7,12 @@
  * @module
  */
 
-import { countCrossings, type Layout, layoutDag } from "../src/client/layout.ts";
+import { countCrossings, inputOrderCrossings, layoutDag } from "../src/client/layout.ts";
 import { dagEdges } from "../src/client/dag-edges.ts";
 import { randomDag } from "./random_dag.ts";
 
 const SIZES = [50, 200, 1000];
 
-/** The crossings of the same layers with nodes in input order, then long edges in edge order. */
-function inputOrderCrossings(layout: Layout): number {
-  const next = new Map<number, number>();
-  const rank = (layer: number) => {
-    const r = next.get(layer) ?? 0;
-    next.set(layer, r + 1);
-    return r;
-  };
-  const rows = new Map(
-    layout.nodes.map((node) => [node.id, { layer: node.layer, y: rank(node.layer) }]),
-  );
-  const edges = layout.edges.map((edge) => {
-    const from = rows.get(edge.from)!;
-    const to = rows.get(edge.to)!;
-    const points = [{ x: 2 * from.layer + 1, y: from.y }];
-    for (let layer = from.layer + 1; layer < to.layer; layer++) {
-      const y = rank(layer);
-      points.push({ x: 2 * layer, y }, { x: 2 * layer + 1, y });
-    }
-    points.push({ x: 2 * to.layer, y: to.y });
-    return { ...edge, points };
-  });
-  return countCrossings({ width: 0, height: 0, nodes: [], edges });
-}
 
 for (const size of SIZES) {
   const { tasks } = randomDag(size, 1);

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   countCrossings,
+  inputOrderCrossings,
   type LaidOutNode,
   type Layout,
   layoutDag,
@@ -111,32 +112,6 @@ function assertEdgeWellFormed(
   }
 }
 
-/**
- * The crossings of the same layering drawn in input order: in every layer
- * the nodes in input order, then the edges passing through it in edge
- * order. Drawn with unit spacing and counted by `countCrossings`.
- */
-function inputOrderCrossings(layout: Layout): number {
-  const next = new Map<number, number>();
-  const rank = (layer: number) => {
-    const r = next.get(layer) ?? 0;
-    next.set(layer, r + 1);
-    return r;
-  };
-  const nodes = new Map(layout.nodes.map((node) => [node.id, { ...node, y: rank(node.layer) }]));
-  const edges = layout.edges.map((e) => {
-    const from = nodes.get(e.from)!;
-    const to = nodes.get(e.to)!;
-    const points = [{ x: 2 * from.layer + 1, y: from.y }];
-    for (let layer = from.layer + 1; layer < to.layer; layer++) {
-      const y = rank(layer);
-      points.push({ x: 2 * layer, y }, { x: 2 * layer + 1, y });
-    }
-    points.push({ x: 2 * to.layer, y: to.y });
-    return { ...e, points };
-  });
-  return countCrossings({ width: 0, height: 0, nodes: [...nodes.values()], edges });
-}
 
 /** Crossings counted the slow, plain way: every pair of segments that properly intersect. */
 function geometricCrossings(layout: Layout): number {
