@@ -67,6 +67,7 @@ export type {
   ExecuteOptions,
   ExecutionStats,
   ExecutorConfig,
+  RetryPolicy,
   SchedulingMode,
   Task,
   TaskError,
@@ -84,6 +85,7 @@ export type {
   SSEEvent,
   TaskCompleteEvent,
   TaskProgressEvent,
+  TaskRetryEvent,
   TaskStartEvent,
 } from "./src/dag/events.ts";
 export {

@@ -66,6 +66,12 @@ export interface TaskView {
   truncated?: boolean;
   /** Why it failed. */
   error?: string;
+  /** The attempt running now or last (from 2 on, `task_retry` said so); absent for the first. */
+  attempt?: number;
+  /** Why its last failed attempt failed, while it is retried. */
+  retryError?: string;
+  /** How many attempts it took, once it ended (`task_complete`'s `attempts`). */
+  attempts?: number;
 }
 
 /** What `execution_complete` said. */
@@ -201,6 +207,15 @@ export function applyRunEvent(
     };
     return task;
   }
+  if (type === "task_retry") {
+    if (typeof fields.attempt !== "number") return undefined;
+    if (task.attempt !== undefined && fields.attempt <= task.attempt) return undefined;
+    task.state = "running";
+    task.attempt = fields.attempt;
+    task.progress = undefined;
+    if (typeof fields.error === "string") task.retryError = fields.error;
+    return task;
+  }
   if (type === "task_complete") {
     const error = typeof fields.error === "string" ? fields.error : undefined;
     task.state = fields.status === "success" ? "success" : failureState(error);
@@ -213,6 +228,7 @@ export function applyRunEvent(
     if (fields.status === "success") task.output = fields.output;
     else task.error = error ?? "failed";
     if (fields.truncated === true) task.truncated = true;
+    if (typeof fields.attempts === "number") task.attempts = fields.attempts;
     return task;
   }
   return undefined;

@@ -324,7 +324,13 @@ function taskTime(task: TaskView, now: number): string | undefined {
 function taskDetail(task: TaskView): Segment | undefined {
   if (task.state === "running" && task.progress !== undefined) {
     const message = task.progress.message ? ` ${oneLine(task.progress.message)}` : "";
-    return [`${progressText(task.progress)}${message}`, COLOURS.running];
+    return [`${attemptText(task)}${progressText(task.progress)}${message}`, COLOURS.running];
+  }
+  if (task.state === "running" && task.attempt !== undefined) {
+    return [`attempt ${task.attempt}, after: ${oneLine(task.retryError ?? "failed")}`, "2"];
+  }
+  if (task.state === "error" && (task.attempts ?? 1) > 1) {
+    return [`${oneLine(task.error ?? "failed")} (${task.attempts} attempts)`, COLOURS.error];
   }
   if (task.state === "error") return [oneLine(task.error ?? "failed"), COLOURS.error];
   if (task.state === "skipped" || task.state === "cancelled") {
@@ -335,6 +341,11 @@ function taskDetail(task: TaskView): Segment | undefined {
     return preview === undefined ? undefined : [`→ ${preview}`, "2"];
   }
   return undefined;
+}
+
+/** `attempt 2: ` while a retried task runs its second attempt, else nothing. */
+function attemptText(task: TaskView): string {
+  return task.attempt === undefined ? "" : `attempt ${task.attempt}: `;
 }
 
 /** The start of an output's JSON text, on one line. */
@@ -537,6 +548,8 @@ export class TerminalView {
   readonly #pendingStarts = new Map<TaskView, string>();
   /** Plain mode: tasks whose end line was written. */
   readonly #ended = new Set<TaskView>();
+  /** Plain mode: the attempt each retried task's last line showed. */
+  readonly #attemptShown = new Map<TaskView, number>();
   /** Plain mode: the progress tenth each task's last progress line showed (-1: a total-less report). */
   readonly #tenths = new Map<TaskView, number>();
   /** Plain mode: whether the run's error was written. */
@@ -633,6 +646,11 @@ export class TerminalView {
       this.#pendingStarts.set(task, `${taskLine(task, now, { ...style, time: false })}\n`);
       if (task.progress === undefined) return out;
       return out + this.#flushStarts() + this.#plainProgressLine(task, now);
+    }
+    if (task.attempt !== undefined && this.#attemptShown.get(task) !== task.attempt) {
+      // A retry: one line saying which attempt starts, and why the last one failed.
+      this.#attemptShown.set(task, task.attempt);
+      return `${this.#flushStarts()}${taskLine(task, now, { ...style, time: false })}\n`;
     }
     return this.#flushStarts() + this.#plainProgressLine(task, now);
   }

@@ -85,3 +85,21 @@ export function withoutUndefined<T extends object>(options: T): Partial<T> {
     T
   >;
 }
+
+/**
+ * The retry policy's defaults: the longest first wait, its growth per
+ * retry, its cap (ms), and the most attempts a task may have.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RETRY_DEFAULTS } from "./defaults.ts";
+ * assert.deepEqual(RETRY_DEFAULTS, { delayMs: 500, factor: 2, maxDelayMs: 30_000, maxAttempts: 100 });
+ * ```
+ */
+export const RETRY_DEFAULTS = {
+  delayMs: 500,
+  factor: 2,
+  maxDelayMs: 30_000,
+  maxAttempts: 100,
+} as const;

@@ -39,9 +39,40 @@ export interface TaskCompleteEvent {
     output?: unknown;
     /** What went wrong, on error. */
     error?: string;
-    /** How long the tool call took, in ms (0 for a task that never ran). */
+    /**
+     * How long the task took, in ms (0 for a task that never ran): from its
+     * first attempt's start to its last attempt's end when it was retried.
+     */
     executionTimeMs: number;
+    /** How many times its tool was called (absent when it never ran). */
+    attempts?: number;
     /** When the task ended, ISO 8601. */
+    timestamp: string;
+  };
+}
+
+/**
+ * An attempt of a task failed and the task will be tried again (additive
+ * event: clients that do not know it ignore it). Sent before the wait,
+ * only for tasks with a `retry` policy; the task's `task_start` came once,
+ * before its first attempt, and its `task_complete` ends the last one.
+ */
+export interface TaskRetryEvent {
+  /** Event name on the wire. */
+  type: "task_retry";
+  /** Payload. */
+  data: {
+    /** Id of the task. */
+    taskId: string;
+    /** Tool the task calls. */
+    tool: string;
+    /** The number of the attempt about to start: 2 for the first retry. */
+    attempt: number;
+    /** Why the last attempt failed. */
+    error: string;
+    /** How long the task waits before that attempt, in ms. */
+    delayMs: number;
+    /** When the attempt failed, ISO 8601. */
     timestamp: string;
   };
 }
@@ -129,6 +160,7 @@ export interface RunErrorEvent {
  *     case "task_start": return `start ${event.data.taskId}`;
  *     case "task_complete": return `${event.data.status} ${event.data.taskId}`;
  *     case "task_progress": return `${event.data.taskId}: ${event.data.progress}/${event.data.total ?? "?"}`;
+ *     case "task_retry": return `retry ${event.data.taskId} (attempt ${event.data.attempt})`;
  *     case "execution_complete": return `done: ${event.data.successCount}/${event.data.totalTasks}`;
  *     case "error": return `error: ${event.data.error}`;
  *   }
@@ -142,6 +174,7 @@ export type SSEEvent =
   | TaskStartEvent
   | TaskCompleteEvent
   | TaskProgressEvent
+  | TaskRetryEvent
   | ExecutionCompleteEvent
   | RunErrorEvent;
 
@@ -156,13 +189,14 @@ export type SSEEventType = SSEEvent["type"];
  * import assert from "node:assert/strict";
  * import { SSE_EVENT_TYPES } from "./events.ts";
  * assert.ok(SSE_EVENT_TYPES.includes("task_complete"));
- * assert.equal(SSE_EVENT_TYPES.length, 5);
+ * assert.equal(SSE_EVENT_TYPES.length, 6);
  * ```
  */
 export const SSE_EVENT_TYPES: readonly SSEEventType[] = [
   "task_start",
   "task_complete",
   "task_progress",
+  "task_retry",
   "execution_complete",
   "error",
 ];

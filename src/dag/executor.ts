@@ -150,7 +150,7 @@ export class ParallelExecutor {
       taskTimeout: this.#config.taskTimeout,
       signal,
       hooks,
-      runTask: (i, taskSignal, startedAt, end) => {
+      runTask: (i, taskSignal, startedAt, end, attempt) => {
         const task = tasks[i];
         if (verbose) console.error(`[dagstream] start ${task.id} (${task.tool})`);
         const progress = onProgress === undefined ? undefined : (update: ToolProgress) => {
@@ -160,13 +160,17 @@ export class ParallelExecutor {
           }
         };
         if (!overridden) {
-          callTool(tool, task, lookup, taskSignal, progress, startedAt, i, end);
+          callTool(tool, task, lookup, taskSignal, progress, startedAt, i, end, attempt);
           return;
         }
         this.executeTask(task, previous, taskSignal, progress).then(
-          (result) => end(i, result),
+          (result) => {
+            if (!taskSignal.aborted) end(i, result);
+          },
           // An override that rejects fails its task, not the run.
-          (error) => end(i, failure(task, error, startedAt)),
+          (error) => {
+            if (!taskSignal.aborted) end(i, failure(task, error, startedAt, attempt));
+          },
         );
       },
       onSettle: (i, result) => {
@@ -199,9 +203,22 @@ export class ParallelExecutor {
     const started = performance.now();
     return new Promise((resolve) => {
       const lookup = (id: string) => previous.get(id)?.output;
-      callTool(this.#toolExecutor, task, lookup, signal, progress, started, 0, (_, result) => {
-        resolve(result);
-      });
+      callTool(
+        this.#toolExecutor,
+        task,
+        lookup,
+        signal,
+        progress,
+        started,
+        0,
+        (_, result) => {
+          // The reference design's result: the scheduler counts attempts itself.
+          const { attempts: _attempts, ...plain } = result;
+          resolve(plain);
+        },
+        1,
+        false,
+      );
     });
   }
 
@@ -279,9 +296,12 @@ export function runPrepared(
 }
 
 /**
- * Calls task `i`'s tool with its `$OUTPUT` references resolved through
- * `lookup`, and reports its result through `end` once the call settles
- * (never synchronously): an error, thrown or rejected, fails only the task.
+ * Calls task `i`'s tool (its attempt number `attempt`) with its `$OUTPUT`
+ * references resolved through `lookup`, and reports its result through
+ * `end` once the call settles (never synchronously): an error, thrown or
+ * rejected, fails only the task. A call that settles after its signal
+ * aborted reports nothing (the scheduler already ended that attempt, on a
+ * timeout or cancellation) when `dropLate`.
  */
 function callTool(
   tool: ToolExecutor,
@@ -292,45 +312,64 @@ function callTool(
   startedAt: number,
   i: number,
   end: (index: number, result: TaskResult, endedAt?: number) => void,
+  attempt: number,
+  dropLate = true,
 ): void {
   let call: unknown;
   try {
     const args = task.arguments === undefined ? {} : resolveArguments(task.arguments, lookup);
     const ctx: ToolContext = progress === undefined
-      ? { signal, taskId: task.id }
-      : { signal, taskId: task.id, progress };
+      ? { signal, taskId: task.id, attempt }
+      : { signal, taskId: task.id, progress, attempt };
     call = tool(task.tool, args, ctx);
   } catch (error) {
-    const result = failure(task, error, startedAt);
+    const result = failure(task, error, startedAt, attempt);
     queueMicrotask(() => end(i, result));
     return;
   }
   Promise.resolve(call).then(
     (output) => {
+      if (dropLate && signal.aborted) return;
       const endedAt = performance.now();
-      end(i, success(task, output, startedAt, endedAt), endedAt);
+      end(i, success(task, output, startedAt, endedAt, attempt), endedAt);
     },
-    (error) => end(i, failure(task, error, startedAt)),
+    (error) => {
+      if (dropLate && signal.aborted) return;
+      end(i, failure(task, error, startedAt, attempt));
+    },
   );
 }
 
 /** The result of a tool call that returned `output` (an error if it does not serialise). */
-function success(task: Task, output: unknown, startedAt: number, endedAt: number): TaskResult {
+function success(
+  task: Task,
+  output: unknown,
+  startedAt: number,
+  endedAt: number,
+  attempts: number,
+): TaskResult {
   try {
     checkSerialisable(output);
   } catch (error) {
-    return failure(task, error, startedAt);
+    return failure(task, error, startedAt, attempts);
   }
-  return { taskId: task.id, status: "success", output, executionTimeMs: endedAt - startedAt };
+  return {
+    taskId: task.id,
+    status: "success",
+    output,
+    executionTimeMs: endedAt - startedAt,
+    attempts,
+  };
 }
 
 /** The result of a tool call that failed with `error`. */
-function failure(task: Task, error: unknown, startedAt: number): TaskResult {
+function failure(task: Task, error: unknown, startedAt: number, attempts: number): TaskResult {
   return {
     taskId: task.id,
     status: "error",
     error: describeError(error),
     executionTimeMs: performance.now() - startedAt,
+    attempts,
   };
 }
 

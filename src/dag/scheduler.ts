@@ -1,7 +1,8 @@
 /**
  * The run loop: starts tasks as their dependencies finish (eager) or layer by
- * layer (layered), bounds tasks in flight, applies per-task timeouts, skips
- * tasks whose dependency failed, and settles every task on cancellation.
+ * layer (layered), bounds tasks in flight, applies per-task timeouts, tries
+ * failed tasks again as their retry policy says, skips tasks whose
+ * dependency failed, and settles every task on cancellation.
  *
  * Internal to the executors; its hooks are how the streaming executor
  * observes a run. The common path (a task starts, its tool resolves, its
@@ -11,9 +12,11 @@
  */
 
 import type { PreparedDAG } from "./validate.ts";
-import type { SchedulingMode, TaskResult, ToolProgress } from "./types.ts";
+import type { RetryPolicy, SchedulingMode, TaskResult, ToolProgress } from "./types.ts";
 import { MinIndexHeap } from "./min-index-heap.ts";
-import { DeadlineQueue } from "./deadlines.ts";
+import { TaskDeadlines } from "./deadlines.ts";
+import { MAX_TIMER_MS, RETRY_DEFAULTS } from "./defaults.ts";
+import { Queue } from "./queue.ts";
 import { describeError } from "./errors.ts";
 
 /** Observers of a run; a returned promise holds the run back until it settles. */
@@ -27,6 +30,22 @@ export interface RunHooks {
    * Called by the executor, not the scheduler; the run does not wait for it.
    */
   onTaskProgress?(index: number, update: ToolProgress): void;
+  /**
+   * An attempt of a task failed and the task will be tried again after
+   * `delayMs`; `attempt` is the number of the attempt about to start (2 for
+   * the first retry). The wait starts once a returned promise settles.
+   */
+  onTaskRetry?(index: number, retry: TaskRetry): Promise<void> | void;
+}
+
+/** A failed attempt of a task that will be tried again. */
+export interface TaskRetry {
+  /** The number of the attempt about to start: 2 for the first retry. */
+  attempt: number;
+  /** Why the last attempt failed. */
+  error: string;
+  /** How long the task waits before that attempt, in ms (jittered). */
+  delayMs: number;
 }
 
 /** What {@linkcode runSchedule} needs. */
@@ -35,7 +54,10 @@ export interface ScheduleOptions {
   scheduling: SchedulingMode;
   /** Most tasks in flight at once (`Infinity` for unbounded). */
   maxConcurrency: number;
-  /** Milliseconds before a running task is failed and its signal aborted. */
+  /**
+   * Milliseconds before a running task is failed and its signal aborted,
+   * for each attempt of a task without a `timeout` of its own.
+   */
   taskTimeout: number;
   /**
    * Starts one task. It reports the task's result through `end` (only the
@@ -44,13 +66,17 @@ export interface ScheduleOptions {
    * `performance.now()` milliseconds, for its `executionTimeMs`. `endedAt`,
    * when given, is the `performance.now()` reading the result was timed
    * with: tasks the end releases start at that time, with no clock read of
-   * their own. Throwing fails the task.
+   * their own. `attempt` counts the task's tool calls, from 1; a retried
+   * task's later attempts each get a fresh signal, and the signal of a
+   * failed attempt aborts before the next one starts. Throwing fails the
+   * attempt.
    */
   runTask(
     index: number,
     signal: AbortSignal,
     startedAt: number,
     end: (index: number, result: TaskResult, endedAt?: number) => void,
+    attempt: number,
   ): void;
   /** Called once per task with its final result, before its dependents start. */
   onSettle?(index: number, result: TaskResult): void;
@@ -108,6 +134,8 @@ export function runSchedule(dag: PreparedDAG, options: ScheduleOptions): Promise
 const PENDING = 0;
 const STARTED = 1;
 const SETTLED = 2;
+/** Waiting for its next attempt: holds no concurrency slot. */
+const WAITING = 3;
 
 class Schedule {
   readonly #dag: PreparedDAG;
@@ -117,9 +145,16 @@ class Schedule {
   readonly #state: Uint8Array;
   readonly #remaining: Int32Array;
   readonly #controllers: (AbortController | undefined)[];
+  /** When each task's first attempt started. */
   readonly #startedAt: Float64Array;
+  /** How many attempts each task has started. */
+  readonly #attempts: Uint8Array;
   readonly #ready = new MinIndexHeap();
-  readonly #deadlines: DeadlineQueue;
+  /** Retried tasks whose wait is over, in that order: they go before tasks not yet started. */
+  #retryReady: Queue<number> | undefined;
+  /** The wait timers of tasks waiting for their next attempt. */
+  #retryTimers: Map<number, ReturnType<typeof setTimeout>> | undefined;
+  readonly #deadlines: TaskDeadlines;
   #hooks: RunHooks | undefined;
   #settledCount = 0;
   #running = 0;
@@ -148,7 +183,8 @@ class Schedule {
     this.#remaining = new Int32Array(this.#size);
     this.#controllers = new Array(this.#size);
     this.#startedAt = new Float64Array(this.#size);
-    this.#deadlines = new DeadlineQueue(this.#size, options.taskTimeout, this.#onTimeout);
+    this.#attempts = new Uint8Array(this.#size);
+    this.#deadlines = new TaskDeadlines(this.#size, this.#onTimeout);
   }
 
   run(): Promise<TaskResult[]> {
@@ -175,9 +211,18 @@ class Schedule {
     return promise;
   }
 
-  /** Starts ready tasks, lowest index first, while slots are free. */
+  /** Starts retried tasks, then ready tasks lowest index first, while slots are free. */
   #pump(): void {
     const max = this.#options.maxConcurrency;
+    const retries = this.#retryReady;
+    if (retries !== undefined) {
+      while (this.#running < max && !retries.empty && this.#abortReason === undefined) {
+        const i = retries.shift()!;
+        this.#state[i] = STARTED;
+        this.#running++;
+        this.#launch(i);
+      }
+    }
     while (this.#running < max && this.#ready.size > 0 && this.#abortReason === undefined) {
       const i = this.#ready.pop();
       this.#state[i] = STARTED;
@@ -199,11 +244,12 @@ class Schedule {
     // The start time is also the deadline's; a reading taken since the last
     // call into a tool or hook is shared (a task ended, releasing this one).
     const startedAt = this.#clock >= 0 ? this.#clock : performance.now();
-    this.#startedAt[i] = startedAt;
-    this.#deadlines.add(i, startedAt);
+    const attempt = ++this.#attempts[i];
+    if (attempt === 1) this.#startedAt[i] = startedAt;
+    this.#deadlines.add(i, startedAt, this.#timeoutOf(i));
     this.#clock = -1; // the tool runs now: later starts read the clock again
     try {
-      this.#options.runTask(i, controller.signal, startedAt, this.#endTask);
+      this.#options.runTask(i, controller.signal, startedAt, this.#endTask, attempt);
     } catch (error) {
       // Ended later, as a result would be: never inside the loop that starts tasks.
       const result: TaskResult = {
@@ -211,8 +257,12 @@ class Schedule {
         status: "error",
         error: describeError(error),
         executionTimeMs: performance.now() - startedAt,
+        attempts: attempt,
       };
-      queueMicrotask(() => this.#end(i, result));
+      queueMicrotask(() => {
+        // A later attempt, or the end of the task, makes this one stale.
+        if (this.#controllers[i] === controller) this.#end(i, result);
+      });
     }
   }
 
@@ -230,29 +280,57 @@ class Schedule {
     }
   };
 
+  /** How long each attempt of task `i` may run. */
+  #timeoutOf(i: number): number {
+    return this.#dag.tasks[i].timeout ?? this.#options.taskTimeout;
+  }
+
   #onTimeout = (i: number): void => {
-    const message = `task "${
-      this.#dag.tasks[i].id
-    }" timed out after ${this.#options.taskTimeout} ms`;
-    this.#interrupt(i, new DOMException(message, "TimeoutError"), this.#options.taskTimeout);
+    const timeout = this.#timeoutOf(i);
+    const message = `task "${this.#dag.tasks[i].id}" timed out after ${timeout} ms`;
+    this.#interrupt(i, new DOMException(message, "TimeoutError"), timeout);
   };
 
-  /** Ends running task `i` now with `reason`, and aborts its tool's signal. */
+  /** Ends running task `i`'s attempt now with `reason`, and aborts its tool's signal. */
   #interrupt(i: number, reason: DOMException, elapsedMs: number): void {
     const controller = this.#controllers[i];
     if (this.#state[i] !== STARTED || controller === undefined) return;
+    // The tool hears the reason first; whatever it answers now is late and dropped.
+    controller.abort(reason);
     this.#end(i, {
       taskId: this.#dag.tasks[i].id,
       status: "error",
       error: reason.message,
       executionTimeMs: elapsedMs,
+      attempts: this.#attempts[i],
     });
-    controller.abort(reason);
   }
 
-  /** A started task has its result (the first one wins). */
+  /**
+   * A started task's attempt has its result (the first one wins): the task
+   * ends, or waits for its next attempt when it failed and its retry
+   * policy allows one more.
+   */
   #end(i: number, result: TaskResult): void {
     if (this.#state[i] !== STARTED) return;
+    const attempts = this.#attempts[i];
+    if (attempts > 0) {
+      if (result.status === "error" && this.#abortReason === undefined) {
+        const retry = this.#dag.tasks[i].retry;
+        if (retry !== undefined && attempts < retry.attempts) {
+          this.#retry(i, result.error ?? "failed", retry);
+          return;
+        }
+      }
+      if (attempts > 1) {
+        // A retried task took from its first attempt's start to now.
+        result = {
+          ...result,
+          executionTimeMs: performance.now() - this.#startedAt[i],
+          attempts,
+        };
+      } else if (result.attempts === undefined) result = { ...result, attempts };
+    }
     this.#state[i] = SETTLED;
     this.#deadlines.settle(i);
     this.#controllers[i] = undefined;
@@ -276,6 +354,39 @@ class Schedule {
     } else {
       this.#skipDependents(i).then(() => this.#afterSettle(i));
     }
+  }
+
+  /**
+   * Task `i`'s attempt failed and it may try again: its slot is freed, its
+   * tool's signal aborts, and after the policy's jittered wait it goes
+   * before the tasks not yet started.
+   */
+  #retry(i: number, error: string, policy: RetryPolicy): void {
+    this.#deadlines.settle(i);
+    const controller = this.#controllers[i];
+    this.#controllers[i] = undefined;
+    this.#state[i] = WAITING;
+    this.#running--;
+    controller?.abort(new DOMException(`attempt failed: ${error}`, "AbortError"));
+    const attempt = this.#attempts[i] + 1;
+    const delayMs = retryDelay(policy, attempt);
+    const wait = () => {
+      if (this.#state[i] !== WAITING || this.#abortReason !== undefined) return;
+      const timers = this.#retryTimers ??= new Map();
+      timers.set(
+        i,
+        setTimeout(() => {
+          timers.delete(i);
+          if (this.#state[i] !== WAITING || this.#abortReason !== undefined) return;
+          (this.#retryReady ??= new Queue()).push(i);
+          this.#pump();
+        }, delayMs),
+      );
+    };
+    const announcing = this.#emitRetry(i, { attempt, error, delayMs });
+    if (announcing) announcing.then(wait);
+    else wait();
+    this.#pump();
   }
 
   /** Eager mode: readies each dependent whose last dependency was `i`. */
@@ -356,13 +467,39 @@ class Schedule {
     for (let i = 0; i < this.#size; i++) {
       if (this.#deadlines.pending(i)) this.#interrupt(i, error, now - this.#startedAt[i]);
     }
+    if (this.#retryTimers !== undefined) {
+      for (const timer of this.#retryTimers.values()) clearTimeout(timer);
+      this.#retryTimers.clear();
+    }
+    this.#retryReady?.clear();
     this.#settleAllPending(error.message);
   }
 
   async #settleAllPending(error: string): Promise<void> {
     for (let i = 0; i < this.#size; i++) {
+      if (this.#state[i] === WAITING) await this.#settleWaiting(i, error);
+    }
+    for (let i = 0; i < this.#size; i++) {
       if (this.#state[i] === PENDING) await this.#settleUnrun(i, error);
     }
+  }
+
+  /** Settles a task cancelled while it waited for its next attempt. */
+  async #settleWaiting(i: number, error: string): Promise<void> {
+    const result: TaskResult = {
+      taskId: this.#dag.tasks[i].id,
+      status: "error",
+      error,
+      executionTimeMs: performance.now() - this.#startedAt[i],
+      attempts: this.#attempts[i],
+    };
+    this.#state[i] = SETTLED;
+    this.#results[i] = result;
+    this.#options.onSettle?.(i, result);
+    const completing = this.#emitComplete(i, result);
+    if (completing) await completing;
+    this.#settledCount++;
+    this.#afterSettle(i);
   }
 
   #emitStart(i: number): Promise<void> | void {
@@ -389,6 +526,18 @@ class Schedule {
     }
   }
 
+  #emitRetry(i: number, retry: TaskRetry): Promise<void> | void {
+    const hooks = this.#hooks;
+    if (hooks?.onTaskRetry === undefined) return;
+    this.#clock = -1;
+    try {
+      const p = hooks.onTaskRetry(i, retry);
+      if (p) return p.catch(this.#onHookFailure);
+    } catch (error) {
+      this.#onHookFailure(error);
+    }
+  }
+
   /** A hook failed: no more hook calls, the run is cancelled and will reject. */
   #onHookFailure = (error: unknown): void => {
     if (this.#hookFailure !== undefined) return;
@@ -405,6 +554,17 @@ class Schedule {
     if (this.#hookFailure !== undefined) this.#reject(this.#hookFailure.error);
     else this.#resolve(this.#results);
   }
+}
+
+/**
+ * The wait before `attempt` (2 for the first retry): a random whole number
+ * of ms from 0 to `min(maxDelayMs, delayMs × factor^(attempt − 2))`.
+ */
+function retryDelay(policy: RetryPolicy, attempt: number): number {
+  const base = policy.delayMs ?? RETRY_DEFAULTS.delayMs;
+  const grown = base === 0 ? 0 : base * (policy.factor ?? RETRY_DEFAULTS.factor) ** (attempt - 2);
+  const cap = Math.min(policy.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs, grown, MAX_TIMER_MS);
+  return Math.round(Math.random() * cap);
 }
 
 function describeReason(reason: unknown): string {

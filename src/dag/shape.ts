@@ -11,9 +11,26 @@
  */
 
 import { z } from "npm:zod@4.6.7";
+import { MAX_TIMER_MS, RETRY_DEFAULTS } from "./defaults.ts";
 import { type ValidationIssue, zodIssues } from "./issues.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
+const atLeastZero = z.number({ error: "must be a number >= 0" }).min(0, "must be >= 0");
+
+/** A task's retry policy as zod checks it. */
+export const retrySchema = z.strictObject({
+  attempts: z.number({
+    error: (issue) =>
+      issue.input === undefined
+        ? `required: the most attempts, the first included (1 to ${RETRY_DEFAULTS.maxAttempts})`
+        : `must be a whole number from 1 to ${RETRY_DEFAULTS.maxAttempts}`,
+  }).int("must be a whole number")
+    .min(1, "must be >= 1 (the first try counts)")
+    .max(RETRY_DEFAULTS.maxAttempts, `must be <= ${RETRY_DEFAULTS.maxAttempts}`),
+  delayMs: atLeastZero.optional(),
+  factor: atLeastZero.optional(),
+  maxDelayMs: atLeastZero.optional(),
+});
 
 /** One task as zod checks it. */
 export const taskSchema = z.strictObject({
@@ -22,6 +39,12 @@ export const taskSchema = z.strictObject({
   arguments: z.record(z.string(), z.unknown()).optional(),
   dependsOn: z.array(nonEmpty).optional(),
   depends_on: z.array(nonEmpty).optional(),
+  timeout: z.number({ error: "must be a number of ms" }).min(1, "must be >= 1 (ms)").max(
+    MAX_TIMER_MS,
+    `must be <= ${MAX_TIMER_MS}`,
+  )
+    .optional(),
+  retry: retrySchema.optional(),
 });
 
 /** The whole DAG as zod checks it (other top-level fields are ignored). */
@@ -38,7 +61,16 @@ export interface TaskShapes {
   issues: ValidationIssue[];
 }
 
-const TASK_FIELDS = new Set(["id", "tool", "arguments", "dependsOn", "depends_on"]);
+const TASK_FIELDS = new Set([
+  "id",
+  "tool",
+  "arguments",
+  "dependsOn",
+  "depends_on",
+  "timeout",
+  "retry",
+]);
+const RETRY_FIELDS = new Set(["attempts", "delayMs", "factor", "maxDelayMs"]);
 
 /**
  * Checks the shape of `input` (an object with a `tasks` array of task
@@ -117,9 +149,39 @@ function readWellFormed(raw: readonly unknown[]): ShapedTask[] | undefined {
       if (list === undefined) return undefined;
       task.depends_on = list;
     }
+    const timeout = t.timeout;
+    if (timeout !== undefined) {
+      if (typeof timeout !== "number" || !(timeout >= 1 && timeout <= MAX_TIMER_MS)) {
+        return undefined;
+      }
+      task.timeout = timeout;
+    }
+    if (t.retry !== undefined) {
+      const retry = copyRetry(t.retry);
+      if (retry === undefined) return undefined;
+      task.retry = retry;
+    }
     out[i] = task;
   }
   return out;
+}
+
+/** A copy of a well-formed retry policy, or undefined. */
+function copyRetry(value: unknown): ShapedTask["retry"] {
+  if (!isObject(value)) return undefined;
+  for (const key in value) if (!RETRY_FIELDS.has(key)) return undefined;
+  const { attempts, delayMs, factor, maxDelayMs } = value;
+  if (
+    typeof attempts !== "number" || !Number.isInteger(attempts) || attempts < 1 ||
+    attempts > RETRY_DEFAULTS.maxAttempts
+  ) return undefined;
+  const retry: NonNullable<ShapedTask["retry"]> = { attempts };
+  for (const [key, n] of [["delayMs", delayMs], ["factor", factor], ["maxDelayMs", maxDelayMs]]) {
+    if (n === undefined) continue;
+    if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) return undefined;
+    retry[key as "delayMs"] = n;
+  }
+  return retry;
 }
 
 /** A copy of an array of non-empty strings, or undefined. */

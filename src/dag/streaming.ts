@@ -150,6 +150,13 @@ export class StreamingExecutor extends ParallelExecutor {
       const result = await runPrepared(this, prepared, options.signal, {
         onTaskStart: (i) => sink(taskStartEvent(prepared, i)),
         onTaskComplete: (i, r) => sink(taskCompleteEvent(prepared, i, r)),
+        onTaskRetry: (i, retry) => {
+          const task = prepared.tasks[i];
+          return sink({
+            type: "task_retry",
+            data: { taskId: task.id, tool: task.tool, ...retry, timestamp: isoNow() },
+          });
+        },
         onTaskProgress: (i, update) => {
           if (progressPending) return;
           try {
@@ -230,5 +237,6 @@ function taskCompleteEvent(dag: PreparedDAG, i: number, result: TaskResult): SSE
   };
   if (result.status === "success") data.output = result.output;
   else data.error = result.error;
+  if (result.attempts !== undefined) data.attempts = result.attempts;
   return { type: "task_complete", data };
 }

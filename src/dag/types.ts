@@ -19,6 +19,32 @@ export interface Task {
   arguments?: Record<string, unknown>;
   /** Ids of the tasks that must succeed before this one starts. */
   dependsOn?: string[];
+  /**
+   * Milliseconds each attempt of this task may run before it fails with
+   * "timed out" (1 to 2147483647): overrides the executor's `taskTimeout`
+   * for this task, up or down.
+   */
+  timeout?: number;
+  /** Tries the task again when its tool fails or times out. */
+  retry?: RetryPolicy;
+}
+
+/**
+ * When and how often a failed task is tried again. A task is retried only
+ * when its tool failed or timed out: never once the run is cancelled, and
+ * a task whose dependency failed never runs at all. The wait before
+ * attempt `n + 1` is a random time from 0 to
+ * `min(maxDelayMs, delayMs × factor^(n − 1))` ("full jitter").
+ */
+export interface RetryPolicy {
+  /** Most attempts, the first included: a whole number from 1 to 100. */
+  attempts: number;
+  /** The longest wait before the first retry, in ms. Default 500. */
+  delayMs?: number;
+  /** How much the longest wait grows with each retry. Default 2. */
+  factor?: number;
+  /** A cap on the longest wait, in ms. Default 30000. */
+  maxDelayMs?: number;
 }
 
 /** A workflow: tasks and the dependencies between them. */
@@ -50,6 +76,17 @@ export interface ToolContext {
    * context: tools must not rely on it.
    */
   progress?: (update: ToolProgress) => void;
+  /**
+   * Which attempt of its task this call is: 1, then 2 for the first retry
+   * (see {@linkcode Task.retry}). Absent when the caller does not count.
+   */
+  attempt?: number;
+  /**
+   * The W3C `traceparent` of this call's span, when the server traces runs
+   * (OpenTelemetry): for tools that pass the trace on themselves, as MCP
+   * calls do in `_meta`. HTTP calls made with `fetch` carry it already.
+   */
+  traceparent?: string;
 }
 
 /**
@@ -105,8 +142,14 @@ export interface TaskResult {
   output?: unknown;
   /** What went wrong, on error. */
   error?: string;
-  /** How long the tool call took, in milliseconds (0 when it never ran). */
+  /**
+   * How long the task took, in milliseconds (0 when it never ran): its tool
+   * call, or from its first attempt's start to its last attempt's end when
+   * it was retried.
+   */
   executionTimeMs?: number;
+  /** How many times its tool was called (1 when it was not retried); absent when it never ran. */
+  attempts?: number;
 }
 
 /** A failed task, as listed in {@linkcode DAGExecutionResult.errors}. */

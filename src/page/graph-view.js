@@ -205,7 +205,9 @@ export function drawGraph(state, dag, select) {
       }
       const elapsed = task.executionTimeMs ??
         (task.startedAt === undefined ? undefined : now - task.startedAt);
-      view.meta.textContent = elapsed === undefined ? "" : `· ${formatDuration(elapsed)}`;
+      const attempt = task.attempts ?? task.attempt;
+      view.meta.textContent = (elapsed === undefined ? "" : `· ${formatDuration(elapsed)}`) +
+        (attempt !== undefined && attempt > 1 ? ` · attempt ${attempt}` : "");
       const progress = task.state === "running" ? task.progress : undefined;
       if (progress === undefined) {
         view.progress?.remove();

@@ -24,7 +24,13 @@ import { drawGraph } from "./graph-view.js";
 /** @typedef {import("../client/run-state.ts").RunState} RunState */
 /** @typedef {import("../client/run-state.ts").TaskView} TaskView */
 
-const EVENT_TYPES = ["task_start", "task_progress", "task_complete", "execution_complete"];
+const EVENT_TYPES = [
+  "task_start",
+  "task_progress",
+  "task_retry",
+  "task_complete",
+  "execution_complete",
+];
 const OVER = new Set(["succeeded", "failed", "cancelled"]);
 
 /**
@@ -324,6 +330,11 @@ export function showRun(runId) {
       ["Started", task.startedAt === undefined ? "not yet" : formatTime(task.startedAt)],
       ["Time", elapsed === undefined ? "" : formatDuration(elapsed)],
     ];
+    const attempts = task.attempts ?? task.attempt;
+    if (attempts !== undefined && attempts > 1) {
+      rows.push(["Attempts", String(attempts)]);
+      if (task.retryError !== undefined) rows.push(["Last retry after", task.retryError]);
+    }
     if (task.progress) {
       const { progress, total, message } = task.progress;
       rows.push([

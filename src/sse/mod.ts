@@ -66,6 +66,7 @@ export type {
   SSEEventType,
   TaskCompleteEvent,
   TaskProgressEvent,
+  TaskRetryEvent,
   TaskStartEvent,
 } from "../dag/events.ts";
 export type {

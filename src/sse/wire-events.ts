@@ -14,6 +14,7 @@ import type {
   RunErrorEvent,
   TaskCompleteEvent,
   TaskProgressEvent,
+  TaskRetryEvent,
   TaskStartEvent,
 } from "../dag/events.ts";
 
@@ -133,5 +134,6 @@ export type WireEvent =
   | TaskStartEvent
   | WireTaskCompleteEvent
   | TaskProgressEvent
+  | TaskRetryEvent
   | ExecutionCompleteEvent
   | WireErrorEvent;

@@ -36,7 +36,12 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * import { builtinTools } from "./builtin.ts";
  * import { createToolRegistry } from "./registry.ts";
  * const registry = createToolRegistry({ ...builtinTools });
- * assert.deepEqual(registry.list().map((t) => t.name), ["mock:delay", "mock:echo", "mock:fail"]);
+ * assert.deepEqual(registry.list().map((t) => t.name), [
+ *   "mock:delay",
+ *   "mock:echo",
+ *   "mock:fail",
+ *   "mock:flaky",
+ * ]);
  * const ctx = { signal: new AbortController().signal, taskId: "t1" };
  * assert.deepEqual(await registry.execute("mock:echo", { a: 1 }, ctx), { a: 1 });
  * assert.deepEqual(await registry.execute("mock:delay", { ms: 0 }, ctx), { waitedMs: 0 });
@@ -89,6 +94,37 @@ export const builtinTools: Readonly<Record<string, ToolDefinition>> = {
     run(args) {
       const message = typeof args.message === "string" ? args.message : "mock:fail";
       throw new Error(message);
+    },
+  },
+  "mock:flaky": {
+    description: "Fails the first `failures` attempts of its task (with `message`, default " +
+      '"mock:flaky: attempt <n> of <failures> fails"), then returns { attempts }: ' +
+      "a task with a retry policy of more than `failures` attempts succeeds.",
+    inputSchema: {
+      type: "object",
+      properties: {
+        failures: {
+          type: "integer",
+          minimum: 0,
+          maximum: 100,
+          description: "how many attempts fail before one succeeds",
+        },
+        message: { type: "string", description: "the error message of a failed attempt" },
+      },
+      required: ["failures"],
+      additionalProperties: false,
+    },
+    run(args, ctx) {
+      const failures = Number(args.failures);
+      const attempt = ctx.attempt ?? 1;
+      if (attempt <= failures) {
+        throw new Error(
+          typeof args.message === "string"
+            ? args.message
+            : `mock:flaky: attempt ${attempt} of ${failures} fails`,
+        );
+      }
+      return { attempts: attempt };
     },
   },
 };

@@ -165,7 +165,7 @@ export function createToolRegistry(definitions: Record<string, ToolDefinition>):
  * assert.equal(await tools.execute("math:double", { x: 21 }, ctx), 42);
  * assert.deepEqual(
  *   tools.list().map((t) => t.name),
- *   ["math:double", "mock:delay", "mock:echo", "mock:fail"],
+ *   ["math:double", "mock:delay", "mock:echo", "mock:fail", "mock:flaky"],
  * );
  * ```
  */

@@ -132,7 +132,7 @@ Deno.test("submission checks of the bundled server", async (t) => {
       assert.match(String(errors[0].message), /deno task serve:mcp --mcp-config FILE/);
       assert.equal(
         errors[1].message,
-        'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail',
+        'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail, mock:flaky',
       );
     },
   );

@@ -267,7 +267,7 @@ Deno.test("run --server: the run executes on the server and reads as in process"
   assert.equal(
     invalid.stderr,
     "error: the server refused the run (422): the DAG is invalid (1 problem)\n" +
-      '  tasks[0].tool: unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail\n',
+      '  tasks[0].tool: unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail, mock:flaky\n',
   );
 });
 

@@ -83,6 +83,27 @@ const EDGE_CASES: [string, unknown][] = [
   ["depends_on", { id: "a", tool: "t", depends_on: ["b"] }],
   ["depends_on number", { id: "a", tool: "t", depends_on: [1] }],
   ["both spellings", { id: "a", tool: "t", dependsOn: ["b"], depends_on: ["c"] }],
+  ["timeout", { id: "a", tool: "t", timeout: 1500 }],
+  ["timeout 0", { id: "a", tool: "t", timeout: 0 }],
+  ["timeout fraction", { id: "a", tool: "t", timeout: 1.5 }],
+  ["timeout too big", { id: "a", tool: "t", timeout: 2 ** 31 }],
+  ["timeout string", { id: "a", tool: "t", timeout: "10" }],
+  ["timeout NaN", { id: "a", tool: "t", timeout: NaN }],
+  ["retry", {
+    id: "a",
+    tool: "t",
+    retry: { attempts: 3, delayMs: 10, factor: 1.5, maxDelayMs: 99 },
+  }],
+  ["retry attempts only", { id: "a", tool: "t", retry: { attempts: 1 } }],
+  ["retry no attempts", { id: "a", tool: "t", retry: { delayMs: 10 } }],
+  ["retry attempts 0", { id: "a", tool: "t", retry: { attempts: 0 } }],
+  ["retry attempts 101", { id: "a", tool: "t", retry: { attempts: 101 } }],
+  ["retry attempts 2.5", { id: "a", tool: "t", retry: { attempts: 2.5 } }],
+  ["retry negative delay", { id: "a", tool: "t", retry: { attempts: 2, delayMs: -1 } }],
+  ["retry infinite factor", { id: "a", tool: "t", retry: { attempts: 2, factor: Infinity } }],
+  ["retry unknown key", { id: "a", tool: "t", retry: { attempts: 2, jitter: true } }],
+  ["retry array", { id: "a", tool: "t", retry: [2] }],
+  ["retry null", { id: "a", tool: "t", retry: null }],
 ];
 
 for (const [name, task] of EDGE_CASES) {
@@ -114,6 +135,17 @@ Deno.test("shape: generated near-miss tasks get the same verdict and copy from b
       dependsOn: value,
       depends_on: value,
       other: value,
+      timeout: fc.oneof(value, fc.double(), fc.integer({ min: -2, max: 2 ** 31 })),
+      retry: fc.oneof(
+        value,
+        fc.record({
+          attempts: fc.oneof(fc.integer({ min: -1, max: 102 }), fc.double(), fc.string()),
+          delayMs: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.double(), fc.constant("1")),
+          factor: fc.oneof(fc.double(), fc.constant(null)),
+          maxDelayMs: fc.integer({ min: -1, max: 10 }),
+          jitter: fc.boolean(),
+        }, { requiredKeys: [] }),
+      ),
     }, { requiredKeys: [] }),
     value,
   );

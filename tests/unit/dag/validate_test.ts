@@ -432,8 +432,21 @@ Deno.test("validate: dagJsonSchema is a JSON Schema of the DAG format", () => {
   assert.equal(item?.additionalProperties, false);
   assert.deepEqual(
     Object.keys(item?.properties ?? {}).sort(),
-    ["arguments", "dependsOn", "depends_on", "id", "tool"],
+    ["arguments", "dependsOn", "depends_on", "id", "retry", "timeout", "tool"],
   );
+  const retry = (item?.properties?.retry ?? {}) as {
+    required?: string[];
+    additionalProperties?: unknown;
+    properties?: Record<string, unknown>;
+  };
+  assert.deepEqual(retry.required, ["attempts"]);
+  assert.equal(retry.additionalProperties, false);
+  assert.deepEqual(Object.keys(retry.properties ?? {}).sort(), [
+    "attempts",
+    "delayMs",
+    "factor",
+    "maxDelayMs",
+  ]);
   // it is plain JSON
   assert.deepEqual(JSON.parse(JSON.stringify(dagJsonSchema)), dagJsonSchema);
 });

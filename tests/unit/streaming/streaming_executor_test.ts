@@ -72,6 +72,7 @@ Deno.test("executeWithStreaming: payload fields are exactly those of the contrac
 
   const ok = completeOf(sink.events, "ok");
   assert.deepEqual(Object.keys(ok).sort(), [
+    "attempts",
     "executionTimeMs",
     "output",
     "status",
@@ -87,6 +88,7 @@ Deno.test("executeWithStreaming: payload fields are exactly those of the contrac
 
   const bad = completeOf(sink.events, "bad");
   assert.deepEqual(Object.keys(bad).sort(), [
+    "attempts",
     "error",
     "executionTimeMs",
     "status",

@@ -29,6 +29,7 @@ Deno.test("combineToolRegistries: first owner runs a name; sorted listing; expla
     "mock:delay",
     "mock:echo",
     "mock:fail",
+    "mock:flaky",
     "x:b",
   ]);
   assert.equal(

@@ -325,7 +325,7 @@ Deno.test("unknown tools: a namespace's tools are listed; <server>:<tool> says h
   );
   assert.equal(
     withoutMcp("mock:nope"),
-    'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail',
+    'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail, mock:flaky',
   );
   assert.equal(withoutMcp("nope"), undefined);
   assert.equal(withoutMcp(":x"), undefined);
