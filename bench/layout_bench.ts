@@ -13,7 +13,6 @@ import { randomDag } from "./random_dag.ts";
 
 const SIZES = [50, 200, 1000];
 
-
 for (const size of SIZES) {
   const { tasks } = randomDag(size, 1);
   const ids = tasks.map((task) => task.id);

@@ -112,7 +112,6 @@ function assertEdgeWellFormed(
   }
 }
 
-
 /** Crossings counted the slow, plain way: every pair of segments that properly intersect. */
 function geometricCrossings(layout: Layout): number {
   type P = { x: number; y: number };
