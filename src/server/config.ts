@@ -18,6 +18,7 @@ import {
   FRAME_OVERHEAD_BYTES,
 } from "../sse/frame.ts";
 import { builtinTools } from "../tools/builtin.ts";
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, httpRequestTool } from "../tools/http-request.ts";
 import {
   combineToolRegistries,
   createToolRegistry,
@@ -124,7 +125,21 @@ export interface ServerConfig {
    * allow. Default 256 MiB.
    */
   maxKeptRunBytes?: number;
-  /** The tools runs may call. Default: the built-in mock tools. */
+  /**
+   * Hosts the `http:request` tool may call: `HOST` (every port) or
+   * `HOST:PORT`, hosts as written in URLs (`localhost` and `127.0.0.1` are
+   * different hosts). The tool is there only when this list is not empty.
+   * A name resolving to a loopback, private or link-local address is
+   * refused unless that address is listed too (`localhost` may reach
+   * loopback). Default: none.
+   */
+  allowHttp?: string[];
+  /** Most bytes of a response body `http:request` reads; past it the call fails. Default 1 MiB. */
+  maxHttpResponseBytes?: number;
+  /**
+   * The tools runs may call. Default: the built-in mock tools. `http:request`
+   * joins them when `allowHttp` is not empty.
+   */
   tools?: ToolRegistry;
   /**
    * Tools served by other processes (MCP servers, see `src/tools/mcp.ts`),
@@ -188,6 +203,8 @@ export const SERVER_DEFAULTS = {
   maxKeptRunBytes: 256 * MIB,
   allowedHosts: [] as string[],
   loopbackOnly: true,
+  allowHttp: [] as string[],
+  maxHttpResponseBytes: DEFAULT_MAX_HTTP_RESPONSE_BYTES,
 } as const;
 
 /** The least default run log size. */
@@ -214,7 +231,8 @@ export function defaultRunLogBytes(maxTasks: number, maxEventPayloadBytes: numbe
 
 /**
  * Completes the settings given to `createApp`: each one left unset (or
- * `undefined`) takes its default, and the MCP servers' tools join `tools`.
+ * `undefined`) takes its default, and the MCP servers' tools join `tools`, as
+ * does `http:request` when `allowHttp` lists a host.
  *
  * @example
  * ```ts
@@ -223,14 +241,21 @@ export function defaultRunLogBytes(maxTasks: number, maxEventPayloadBytes: numbe
  * const config = resolveServerConfig({ maxTasks: 10, taskTimeout: undefined });
  * assert.equal(config.taskTimeout, 30_000);
  * assert.equal(config.maxRunLogBytes, defaultRunLogBytes(10, config.maxEventPayloadBytes));
- * assert.deepEqual(config.tools.list().map((t) => t.name), ["mock:delay", "mock:echo", "mock:fail"]);
+ * assert.deepEqual(config.tools.list().map((t) => t.name), [
+ *   "mock:delay",
+ *   "mock:echo",
+ *   "mock:fail",
+ *   "mock:flaky",
+ * ]);
+ * const withHttp = resolveServerConfig({ allowHttp: ["api.example.com"] });
+ * assert.ok(withHttp.tools.has("http:request"));
  * ```
  */
 export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig {
   const given = withoutUndefined(options);
   const maxTasks = given.maxTasks ?? SERVER_DEFAULTS.maxTasks;
   const maxEventPayloadBytes = given.maxEventPayloadBytes ?? SERVER_DEFAULTS.maxEventPayloadBytes;
-  const tools = given.tools ?? createToolRegistry({ ...builtinTools });
+  const tools = withHttpTool(given.tools ?? createToolRegistry({ ...builtinTools }), given);
   if (given.store !== undefined && given.store !== "memory" && !isRedisUrl(given.store)) {
     throw new RangeError(
       `store must be "memory" or a redis:// URL, got ${describeStore(given.store)}`,
@@ -251,6 +276,20 @@ export function resolveServerConfig(options: ServerConfig): ResolvedServerConfig
     ...given,
     tools: given.mcp === undefined ? tools : combineToolRegistries(tools, given.mcp),
   };
+}
+
+/**
+ * `tools` with `http:request` added when `allowHttp` lists a host. A bad
+ * entry throws a `RangeError`.
+ */
+function withHttpTool(tools: ToolRegistry, given: ServerConfig): ToolRegistry {
+  const allow = given.allowHttp ?? [];
+  if (allow.length === 0) return tools;
+  const http = httpRequestTool({
+    allow,
+    maxResponseBytes: given.maxHttpResponseBytes ?? SERVER_DEFAULTS.maxHttpResponseBytes,
+  });
+  return combineToolRegistries(tools, createToolRegistry({ "http:request": http }));
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type ServerConfig,
 } from "./config.ts";
 import { VERSION } from "./routes.ts";
+import { isHttpAllowEntry } from "../tools/http-allowlist.ts";
 
 /**
  * Where the server listens unless told otherwise.
@@ -139,6 +140,12 @@ const NUMERIC_FLAGS: Readonly<Record<string, NumericFlag>> = {
     min: 0,
     help: "logs, outputs and tasks kept for finished runs",
   },
+  "max-http-response-bytes": {
+    setting: "maxHttpResponseBytes",
+    arg: "N",
+    min: 1,
+    help: "largest response body http:request reads",
+  },
 };
 
 /** The flag `--port`: not a setting of the app, but of where it listens. */
@@ -222,6 +229,14 @@ export const HELP: string = [
   helpLine("scheduling", "MODE", "eager | layered", SERVER_DEFAULTS.scheduling),
   ...Object.entries(NUMERIC_FLAGS).map(([name, flag]) =>
     helpLine(name, flag.arg, flag.help, flag.shown ?? String(NUMERIC_DEFAULTS[flag.setting]))
+  ),
+  helpLine(
+    "allow-http",
+    "HOST[:PORT]",
+    "let the http:request tool call HOST (every port, or only PORT); repeatable.\n" +
+      "Hosts as written in URLs: localhost and 127.0.0.1 are different hosts",
+    "off",
+    `${envName("allow-http")}, comma-separated`,
   ),
   helpLine(
     "mcp-config",
@@ -321,6 +336,7 @@ export function parseCommandLine(
         ),
         "allowed-host": { type: "string", multiple: true },
         "cors-origin": { type: "string", multiple: true },
+        "allow-http": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -373,6 +389,15 @@ export function parseCommandLine(
       (name) => name.toLowerCase(),
       (name) => /^(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])$/.test(name),
       "a host name without port or scheme (e.g. example.com)",
+    ),
+    allowHttp: listFlag(
+      "allow-http",
+      values["allow-http"],
+      env(envName("allow-http")),
+      (entry) => entry.toLowerCase(),
+      isHttpAllowEntry,
+      "HOST or HOST:PORT: a host name, an IPv4 address or an IPv6 address in brackets, " +
+        "without scheme, path or wildcard (e.g. api.example.com, 127.0.0.1:9000, [::1]:8080)",
     ),
     loopbackOnly: isLoopback(host),
     scheduling,

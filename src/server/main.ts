@@ -95,6 +95,14 @@ async function main(): Promise<void> {
     }
   }
   const app = running.app = createApp({ ...commandLine.config, mcp: running.mcp });
+  if (app.config.allowHttp.length > 0) {
+    // The hosts only: what calls send (headers, bodies) is never logged.
+    logToStderr({
+      msg: "http:request enabled",
+      allowHttp: app.config.allowHttp,
+      maxResponseBytes: app.config.maxHttpResponseBytes,
+    });
+  }
   let server: Deno.HttpServer;
   try {
     server = running.server = Deno.serve({

@@ -51,5 +51,12 @@ export {
   type ToolServerHealth,
 } from "../tools/registry.ts";
 export { builtinTools } from "../tools/builtin.ts";
+export {
+  type HostResolver,
+  HTTP_REQUEST_INPUT_SCHEMA,
+  httpRequestTool,
+  type HttpRequestToolOptions,
+  type HttpResponseOutput,
+} from "../tools/http-request.ts";
 export type { SchedulingMode, ToolContext, ToolExecutor, ToolProgress } from "../dag/types.ts";
 export type { ArgumentIssue } from "../dag/validate.ts";

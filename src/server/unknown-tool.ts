@@ -1,13 +1,17 @@
 /**
  * What the bundled server says about a tool it does not have: the
- * registry's own explanation when it has one; for `<prefix>:<name>`, the
- * tools it does have under that prefix, or else how MCP servers' tools are
- * loaded (or that no MCP server of that name is configured).
+ * registry's own explanation when it has one; for `http:request` when it is
+ * off, how to turn it on; for `<prefix>:<name>`, the tools it does have
+ * under that prefix, or else how MCP servers' tools are loaded (or that no
+ * MCP server of that name is configured).
  *
  * @module
  */
 
 import type { ManagedToolRegistry, ToolRegistry } from "../tools/registry.ts";
+
+/** The name of the HTTP tool, there only when the server allows hosts (`--allow-http`). */
+const HTTP_TOOL = "http:request";
 
 /** Most tool names a message lists. */
 const MAX_LISTED = 10;
@@ -25,9 +29,10 @@ const MAX_LISTED = 10;
  * import { unknownToolMessages } from "./unknown-tool.ts";
  * const explain = unknownToolMessages(createToolRegistry({ ...builtinTools }));
  * assert.match(explain("fs:read")!, /--mcp-config FILE/);
+ * assert.match(explain("http:request")!, /start the server with --allow-http HOST\[:PORT\]/);
  * assert.equal(
  *   explain("mock:nope"),
- *   'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail',
+ *   'unknown tool "mock:nope": the mock:* tools are mock:delay, mock:echo, mock:fail, mock:flaky',
  * );
  * assert.equal(explain("nope"), undefined);
  * ```
@@ -47,6 +52,13 @@ export function unknownToolMessages(
       return `unknown tool "${name}": the ${prefix}* tools are ${listing(siblings)}`;
     }
     const server = name.slice(0, colon);
+    if (server === "http" && !(mcp !== undefined && "http" in mcp.health())) {
+      const which = name === HTTP_TOOL
+        ? "the HTTP tool is off"
+        : `the HTTP tool is ${HTTP_TOOL}, off`;
+      return `unknown tool "${name}": ${which}: start the server with --allow-http HOST[:PORT] ` +
+        "for each host it may call (repeatable; see docs/OPERATIONS.md)";
+    }
     if (mcp !== undefined) {
       const servers = Object.keys(mcp.health()).sort();
       return `unknown tool "${name}": no MCP server "${server}" is configured` +
