@@ -14,6 +14,7 @@ import { type ResolvedServerConfig, resolveServerConfig, type ServerConfig } fro
 import { addCorsHeaders } from "./cors.ts";
 import { EventStreams } from "./event-streams.ts";
 import { roundMs } from "./log.ts";
+import { routeLabel, ServerMetrics } from "./metrics.ts";
 import { checkDag } from "./dag-checks.ts";
 import { answerChecked, type RequestChecks } from "./request-checks.ts";
 import { createRoutes } from "./routes.ts";
@@ -90,8 +91,15 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     maxLogBytesTotal: config.maxLogBytesTotal,
     log,
   });
+  // Gauges are read at scrape time, once `runs` and `streams` exist.
+  const metrics = new ServerMetrics({
+    tools,
+    activeRuns: () => runs.activeCount,
+    watchers: () => streams.openCount,
+  });
   const runs = new RunRegistry(tools.execute, {
     instance: config.instanceId,
+    onEvent: (event) => metrics.countEvent(event),
     store: redis,
     executor: {
       maxConcurrency: config.maxConcurrency,
@@ -108,6 +116,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     maxRuns: config.maxRuns,
     runTtlSeconds: config.runTtlSeconds,
   }, (run) => {
+    metrics.runEnded(run.status);
     log({
       msg: "run",
       runId: run.id,
@@ -165,6 +174,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       streams,
       shutdown,
       started: performance.now(),
+      metrics,
     }),
   };
 
@@ -186,12 +196,18 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
       response = problemResponse(500, "internal error");
     }
     addCorsHeaders(response, request.headers.get("origin"), checks.crossSite.corsOrigins);
+    const durationMs = performance.now() - t0;
+    metrics.countRequest(
+      routeLabel(checks.routes, url?.pathname),
+      response.status,
+      durationMs / 1000,
+    );
     log({
       msg: "request",
       method: request.method,
       path: url?.pathname ?? "?",
       status: response.status,
-      durationMs: roundMs(performance.now() - t0),
+      durationMs: roundMs(durationMs),
       runId: response.headers.get("x-run-id") ?? undefined,
     });
     return response;

@@ -40,6 +40,7 @@ export interface EventStreamSettings {
  * import { EventStreams } from "./event-streams.ts";
  * const streams = new EventStreams({ maxWatchers: 1, retryMs: 2000, heartbeatMs: 15_000 });
  * assert.equal(streams.hasRoom(), true);
+ * assert.equal(streams.openCount, 0);
  * streams.closeAll("event: error\ndata: {}\n\n");
  * assert.equal(streams.hasRoom(), true);
  * ```
@@ -51,6 +52,11 @@ export class EventStreams {
   /** Creates the (empty) set of streams. */
   constructor(settings: EventStreamSettings) {
     this.#settings = settings;
+  }
+
+  /** Streams open now. */
+  get openCount(): number {
+    return this.#open.size;
   }
 
   /** Whether one more stream may open (`maxWatchers`, server-wide). */

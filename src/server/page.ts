@@ -74,6 +74,7 @@ const ROUTE_INDEX = [
   ["DELETE", "/runs/{id}", "cancel a run"],
   ["GET", "/tools", "the tools this server runs"],
   ["GET", "/health", "liveness and load (no token needed)"],
+  ["GET", "/metrics", "metrics in the Prometheus text format"],
   ["GET", "/", "this index; the run page for browsers"],
 ].map(([method, path, description]) => ({ method, path, description }));
 
@@ -98,6 +99,7 @@ export function pageRoutes(version: string): Route[] {
   return [
     {
       pattern: /^\/$/,
+      template: "/",
       methods: {
         GET: (request) =>
           wantsHtml(request)
@@ -109,6 +111,7 @@ export function pageRoutes(version: string): Route[] {
     },
     {
       pattern: /^\/ui\/([a-z0-9.-]+)$/,
+      template: "/ui/{asset}",
       methods: {
         GET: (request, _url, [name]) => {
           const asset = Object.hasOwn(PAGE_ASSETS, name) && name !== "index.html"

@@ -34,6 +34,8 @@ export type Handler = (
 export interface Route {
   /** The paths it answers, with a group for each parameter. */
   pattern: RegExp;
+  /** The paths it answers as documented, e.g. `/runs/{id}` (the `route` label of metrics). */
+  template?: string;
   /** Handler by method (`HEAD` and `OPTIONS` come with `GET` and every route). */
   methods: Record<string, Handler>;
 }

@@ -1,6 +1,6 @@
 /**
  * The HTTP API's route table and handlers: `/execute`, `/runs`,
- * `/runs/<id>`, `/runs/<id>/events`, `/tools` and `/health`. Requests reach
+ * `/runs/<id>`, `/runs/<id>/events`, `/tools`, `/health` and `/metrics`. Requests reach
  * them having passed the checks of `request-checks.ts`.
  *
  * @module
@@ -11,6 +11,7 @@ import { acceptsEventStream, negotiateResponse } from "../sse/negotiate.ts";
 import { notAcceptable, problemResponse, quoteInDetail } from "../sse/problem.ts";
 import type { ResolvedServerConfig } from "./config.ts";
 import type { EventStreams } from "./event-streams.ts";
+import { metricsResponse, type ServerMetrics } from "./metrics.ts";
 import { pageRoutes } from "./page.ts";
 import { readDag } from "./request-checks.ts";
 import type { Route } from "./router.ts";
@@ -52,6 +53,8 @@ export interface RouteContext {
   shutdown: Shutdown;
   /** `performance.now()` when the app was created, for `uptimeSeconds`. */
   started: number;
+  /** The metrics `GET /metrics` shows. */
+  metrics: ServerMetrics;
 }
 
 /** `Accept` of `POST /execute`: the batch answer, or the stream. */
@@ -70,12 +73,13 @@ const EXECUTE_ANSWERS = ["application/json", "text/event-stream"];
  *   "mock:delay",
  *   "mock:echo",
  *   "mock:fail",
+ *   "mock:flaky",
  * ]);
  * await app.shutdown();
  * ```
  */
 export function createRoutes(context: RouteContext): Route[] {
-  const { config, store, streams, shutdown, started } = context;
+  const { config, store, streams, shutdown, started, metrics } = context;
 
   /** A problem answer for a shared store that cannot be reached. */
   const storeDown = () => unavailable("the run store (Redis) cannot be reached");
@@ -140,6 +144,7 @@ export function createRoutes(context: RouteContext): Route[] {
     ...pageRoutes(VERSION),
     {
       pattern: /^\/execute$/,
+      template: "/execute",
       methods: {
         POST: async (request) => {
           const kind = negotiateResponse(request.headers);
@@ -168,6 +173,7 @@ export function createRoutes(context: RouteContext): Route[] {
     },
     {
       pattern: /^\/runs$/,
+      template: "/runs",
       methods: {
         GET: async (_request, url) => {
           const query = parseListQuery(url);
@@ -197,6 +203,7 @@ export function createRoutes(context: RouteContext): Route[] {
     },
     {
       pattern: /^\/runs\/([^/]+)$/,
+      template: "/runs/{id}",
       methods: {
         GET: async (_request, _url, [id]) => {
           try {
@@ -226,6 +233,7 @@ export function createRoutes(context: RouteContext): Route[] {
     },
     {
       pattern: /^\/runs\/([^/]+)\/events$/,
+      template: "/runs/{id}/events",
       methods: {
         GET: async (request, url, [id]) => {
           if (!acceptsEventStream(request.headers)) {
@@ -270,10 +278,12 @@ export function createRoutes(context: RouteContext): Route[] {
     },
     {
       pattern: /^\/tools$/,
+      template: "/tools",
       methods: { GET: () => json({ tools: config.tools.list() }) },
     },
     {
       pattern: /^\/health$/,
+      template: "/health",
       methods: {
         GET: () => {
           // A store that cannot be reached makes the instance unfit for new runs: 503.
@@ -291,6 +301,11 @@ export function createRoutes(context: RouteContext): Route[] {
           }, storeUp ? 200 : 503);
         },
       },
+    },
+    {
+      pattern: /^\/metrics$/,
+      template: "/metrics",
+      methods: { GET: () => metricsResponse(metrics) },
     },
   ];
 }
