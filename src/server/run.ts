@@ -11,11 +11,12 @@ import type { DAGExecutionResult, ExecutorConfig, Task, ToolExecutor } from "../
 import type { PreparedDAG } from "../dag/validate.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
 import { describeError } from "../dag/errors.ts";
-import { errorEvent } from "../dag/events.ts";
+import { errorEvent, type SSEEvent } from "../dag/events.ts";
 import { type LogBudget, RunLog } from "../sse/run-log.ts";
 import type { LoggedRun } from "../sse/log-stream.ts";
 import { measureJson, type OutputBudget, withOutputBudget } from "../tools/output-budget.ts";
 import { ProgressThrottle } from "./progress-throttle.ts";
+import { traceRun } from "./tracing.ts";
 import type { RunCopy } from "./redis-store.ts";
 
 /**
@@ -59,6 +60,11 @@ export interface RunOptions {
    * `output-budget.ts`). Default unbounded.
    */
   maxRunOutputBytes?: number;
+  /**
+   * Called with each event as it goes into the run's log: once per event,
+   * whoever watches (for metrics). It must not throw.
+   */
+  onEvent?: (event: SSEEvent) => void;
 }
 
 /**
@@ -114,6 +120,7 @@ export class Run implements LoggedRun {
   #tasksBytes: number | undefined;
   readonly #controller = new AbortController();
   readonly #budget: OutputBudget | undefined;
+  readonly #onEvent: ((event: SSEEvent) => void) | undefined;
 
   /**
    * Starts running `dag` at once.
@@ -139,17 +146,24 @@ export class Run implements LoggedRun {
     this.instance = settings.instance;
     this.log = new RunLog(settings.maxRunLogBytes, settings.maxEventPayloadBytes, logBudget);
     const log = this.log;
+    const onEvent = this.#onEvent = settings.onEvent;
     // A copy in the shared store, when there is one, from the first event on.
     const copy = settings.store?.copy(this);
     if (copy !== undefined) log.observe(copy.frame);
     const progress = new ProgressThrottle();
     const max = settings.maxRunOutputBytes;
-    this.#budget = max === undefined ? undefined : withOutputBudget(tools, max);
-    const executor = new StreamingExecutor(this.#budget?.tools ?? tools, settings.executor);
+    // Spans of the run and of each tool call, when OpenTelemetry is on.
+    const tracing = traceRun(this.id, this.taskCount);
+    const called = tracing === undefined ? tools : tracing.wrap(tools);
+    this.#budget = max === undefined ? undefined : withOutputBudget(called, max);
+    const executor = new StreamingExecutor(this.#budget?.tools ?? called, settings.executor);
     this.done = executor
       // The log never makes the run wait: each event goes straight into it.
       .executeWithEventSink(dag, (event) => {
-        if (event.type !== "task_progress" || progress.take(event.data.taskId)) log.append(event);
+        if (event.type !== "task_progress" || progress.take(event.data.taskId)) {
+          log.append(event);
+          onEvent?.(event);
+        }
       }, {
         signal: this.#controller.signal,
       })
@@ -167,6 +181,7 @@ export class Run implements LoggedRun {
         this.#finishedIso = new Date().toISOString();
         log.end();
         copy?.finish();
+        tracing?.end(this.status, this.result, this.failure);
       });
   }
 
@@ -205,7 +220,9 @@ export class Run implements LoggedRun {
     if (!this.active) return false;
     this.status = "failed";
     this.failure = reason;
-    this.log.append(errorEvent(reason, { code }));
+    const event = errorEvent(reason, { code });
+    this.log.append(event);
+    this.#onEvent?.(event);
     this.#controller.abort(new Error(reason));
     return true;
   }

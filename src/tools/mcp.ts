@@ -346,7 +346,10 @@ class ServerConnection {
     const progress = ctx.progress;
     let result: Record<string, unknown>;
     try {
-      result = await client.callTool({ name: tool, arguments: args }, undefined, {
+      const request = ctx.traceparent === undefined
+        ? { name: tool, arguments: args }
+        : { name: tool, arguments: args, _meta: { traceparent: ctx.traceparent } };
+      result = await client.callTool(request, undefined, {
         signal: ctx.signal,
         timeout: this.#settings.callTimeoutMs,
         onprogress: progress === undefined

@@ -337,6 +337,7 @@ export interface GatedServer extends AsyncDisposable {
 export async function startWithMcpServers(
   mcpServers: Record<string, unknown>,
   flags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<{ server: ServerProcess; configPath: string; [Symbol.asyncDispose](): Promise<void> }> {
   const configPath = await Deno.makeTempFile({ prefix: "dagstream-mcp-", suffix: ".json" });
   await Deno.writeTextFile(configPath, JSON.stringify({ mcpServers }));
@@ -346,7 +347,7 @@ export async function startWithMcpServers(
     .map((w) => w.replace(/^'|'$/g, ""));
   let server: ServerProcess;
   try {
-    server = await startServer(["--mcp-config", configPath, ...flags], {}, { permissions });
+    server = await startServer(["--mcp-config", configPath, ...flags], env, { permissions });
   } catch (error) {
     await Deno.remove(configPath);
     throw error;
