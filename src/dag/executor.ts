@@ -217,7 +217,6 @@ export class ParallelExecutor {
           resolve(plain);
         },
         1,
-        false,
       );
     });
   }
@@ -297,11 +296,10 @@ export function runPrepared(
 
 /**
  * Calls task `i`'s tool (its attempt number `attempt`) with its `$OUTPUT`
- * references resolved through `lookup`, and reports its result through
- * `end` once the call settles (never synchronously): an error, thrown or
- * rejected, fails only the task. A call that settles after its signal
- * aborted reports nothing (the scheduler already ended that attempt, on a
- * timeout or cancellation) when `dropLate`.
+ * references resolved through `lookup`, and reports its result, which
+ * carries `attempts: attempt`, through `end` once the call settles (never
+ * synchronously): an error, thrown or rejected, fails only the task. The
+ * scheduler tells a late result of an earlier attempt by that number.
  */
 function callTool(
   tool: ToolExecutor,
@@ -313,7 +311,6 @@ function callTool(
   i: number,
   end: (index: number, result: TaskResult, endedAt?: number) => void,
   attempt: number,
-  dropLate = true,
 ): void {
   let call: unknown;
   try {
@@ -329,14 +326,10 @@ function callTool(
   }
   Promise.resolve(call).then(
     (output) => {
-      if (dropLate && signal.aborted) return;
       const endedAt = performance.now();
       end(i, success(task, output, startedAt, endedAt, attempt), endedAt);
     },
-    (error) => {
-      if (dropLate && signal.aborted) return;
-      end(i, failure(task, error, startedAt, attempt));
-    },
+    (error) => end(i, failure(task, error, startedAt, attempt)),
   );
 }
 

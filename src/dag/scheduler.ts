@@ -155,6 +155,8 @@ class Schedule {
   /** The wait timers of tasks waiting for their next attempt. */
   #retryTimers: Map<number, ReturnType<typeof setTimeout>> | undefined;
   readonly #deadlines: TaskDeadlines;
+  /** Each task's own `timeout` (0: the run's), when any task has one. */
+  readonly #ownTimeouts: Float64Array | undefined;
   #hooks: RunHooks | undefined;
   #settledCount = 0;
   #running = 0;
@@ -184,7 +186,14 @@ class Schedule {
     this.#controllers = new Array(this.#size);
     this.#startedAt = new Float64Array(this.#size);
     this.#attempts = new Uint8Array(this.#size);
-    this.#deadlines = new TaskDeadlines(this.#size, this.#onTimeout);
+    this.#deadlines = new TaskDeadlines(this.#size, this.#onTimeout, options.taskTimeout);
+    let own: Float64Array | undefined;
+    const tasks = dag.tasks;
+    for (let i = 0; i < this.#size; i++) {
+      const timeout = tasks[i].timeout;
+      if (timeout !== undefined) (own ??= new Float64Array(this.#size))[i] = timeout;
+    }
+    this.#ownTimeouts = own;
   }
 
   run(): Promise<TaskResult[]> {
@@ -246,7 +255,7 @@ class Schedule {
     const startedAt = this.#clock >= 0 ? this.#clock : performance.now();
     const attempt = ++this.#attempts[i];
     if (attempt === 1) this.#startedAt[i] = startedAt;
-    this.#deadlines.add(i, startedAt, this.#timeoutOf(i));
+    this.#deadlines.add(i, startedAt, this.#timeoutOf(i), attempt > 1);
     this.#clock = -1; // the tool runs now: later starts read the clock again
     try {
       this.#options.runTask(i, controller.signal, startedAt, this.#endTask, attempt);
@@ -282,7 +291,7 @@ class Schedule {
 
   /** How long each attempt of task `i` may run. */
   #timeoutOf(i: number): number {
-    return this.#dag.tasks[i].timeout ?? this.#options.taskTimeout;
+    return this.#ownTimeouts?.[i] || this.#options.taskTimeout;
   }
 
   #onTimeout = (i: number): void => {
@@ -314,6 +323,8 @@ class Schedule {
   #end(i: number, result: TaskResult): void {
     if (this.#state[i] !== STARTED) return;
     const attempts = this.#attempts[i];
+    // A late answer of an earlier, timed-out attempt.
+    if (result.attempts !== undefined && result.attempts !== attempts) return;
     if (attempts > 0) {
       if (result.status === "error" && this.#abortReason === undefined) {
         const retry = this.#dag.tasks[i].retry;
