@@ -111,7 +111,10 @@ function ours(c: Case) {
   return layoutDag(c.ids, c.edges, { nodeWidth: NODE.width, nodeHeight: NODE.height });
 }
 
-function theirs(c: Case): dagre.graphlib.Graph {
+/** A dagre graph (the package's types name it differently across versions). */
+type DagreGraph = InstanceType<typeof dagre.graphlib.Graph>;
+
+function theirs(c: Case): DagreGraph {
   const g = new dagre.graphlib.Graph();
   g.setGraph({ ...DAGRE_OPTIONS });
   g.setDefaultEdgeLabel(() => ({}));
@@ -121,8 +124,12 @@ function theirs(c: Case): dagre.graphlib.Graph {
   return g;
 }
 
-function dagreDrawn(g: dagre.graphlib.Graph): Drawn[] {
-  return g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points }));
+function dagreDrawn(g: DagreGraph): Drawn[] {
+  return g.edges().map((e: { v: string; w: string }) => ({
+    from: e.v,
+    to: e.w,
+    points: (g.edge(e) as { points: { x: number; y: number }[] }).points,
+  }));
 }
 
 // ---------------------------------------------------------------------------
@@ -311,7 +318,7 @@ const checks: string[] = [];
 for (const c of cases) {
   const mine = ours(c);
   const g = theirs(c);
-  const label = g.graph();
+  const label = g.graph() as { width?: number; height?: number };
   const crossOurs = geometricCrossings(mine.edges);
   const crossDagre = geometricCrossings(dagreDrawn(g));
   const { warmup, runs } = runsFor(c.ids.length);
