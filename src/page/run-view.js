@@ -249,7 +249,9 @@ export function showRun(runId) {
   function select(taskId) {
     selectedId = taskId;
     graph?.selected(taskId);
-    render();
+    // At once, not at the next frame: the click's answer is the details.
+    const task = state?.byId.get(taskId);
+    if (task !== undefined) drawDetails(task, Date.now());
   }
 
   /** @param {string} status */

@@ -235,6 +235,7 @@ function scenarioSteps(
       report.found.bars = await page.locator("[data-timeline-task-id]:not([hidden])").count();
       await node("d").click();
       const details = page.getByRole("region", { name: "Task details" });
+      await details.getByText("gate:wait").waitFor();
       report.found.details = await details.innerText();
       // Reloading the shared URL replays the finished run (and starts a new record).
       report.transitions = await page.evaluate("window.__transitions");
@@ -265,7 +266,9 @@ function scenarioSteps(
         await untilState(id, state);
       }
       await node("broken").click();
-      report.found.details = await page.getByRole("region", { name: "Task details" }).innerText();
+      const details = page.getByRole("region", { name: "Task details" });
+      await details.getByText("upstream said 500").first().waitFor();
+      report.found.details = await details.innerText();
     },
 
     async cancel() {

@@ -155,8 +155,8 @@ Deno.test("mcp gateway: /tools, /health, 422 for unknown servers and tools, outp
     assert.equal(health.status, "ok");
     assert.equal(typeof health.uptimeSeconds, "number");
     assert.equal(health.activeRuns, 0);
-    assert.deepEqual(health.mcpServers.fx, { status: "up", transport: "stdio", tools: 13 });
-    assert.deepEqual(health.mcpServers.web, { status: "up", transport: "http", tools: 13 });
+    assert.deepEqual(health.mcpServers.fx, { status: "up", transport: "stdio", tools: 14 });
+    assert.deepEqual(health.mcpServers.web, { status: "up", transport: "http", tools: 14 });
     assert.equal(health.mcpServers.broken.status, "down");
     assert.match(health.mcpServers.broken.error, /ENOENT/);
     assert.match(server.stderr(), /"msg":"mcp servers","up":\["fx","web"\],"down":\["broken"\]/);
