@@ -39,14 +39,19 @@ export async function api(path, init = {}) {
 }
 
 /**
- * The URL of a run's event stream, with the token when there is one.
+ * The URL of a run's event stream (after event `after`, when given), with
+ * the token when there is one.
  *
  * @param {string} runId
+ * @param {number} [after]
  * @returns {string}
  */
-export function eventsUrl(runId) {
+export function eventsUrl(runId, after = 0) {
+  const query = new URLSearchParams();
+  if (after > 0) query.set("lastEventId", String(after));
+  if (token !== null) query.set("access_token", token);
   const path = `/runs/${encodeURIComponent(runId)}/events`;
-  return token === null ? path : `${path}?access_token=${encodeURIComponent(token)}`;
+  return query.size === 0 ? path : `${path}?${query}`;
 }
 
 /**

@@ -59,8 +59,9 @@ export function drawGraph(state, dag, select) {
   });
   marker.append(svg("path", { d: "M0 0L10 5L0 10z" }));
   defs.append(marker);
-  const paths = layout.edges.map((edge, k) => {
-    const info = edges.find((e) => e.from === edge.from && e.to === edge.to) ?? edges[k];
+  const byPair = new Map(edges.map((e) => [`${e.from}\n${e.to}`, e]));
+  const paths = layout.edges.map((edge) => {
+    const info = byPair.get(`${edge.from}\n${edge.to}`);
     return svg("path", {
       d: curve(edge.points),
       "data-edge": `${edge.from}->${edge.to}`,

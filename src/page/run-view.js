@@ -67,6 +67,11 @@ export function showRun(runId) {
   /** @type {Map<string, HTMLElement>} */
   const tooks = new Map();
   let ticker = 0;
+  /** The id of the last event seen: a new stream resumes after it. */
+  let lastEventId = 0;
+  /** Streams opened again in a row after one closed early; the wait grows with it. */
+  let reopened = 0;
+  let reopenTimer = 0;
 
   section.hidden = false;
   idText.textContent = runId;
@@ -111,6 +116,7 @@ export function showRun(runId) {
   return () => {
     closed = true;
     source?.close();
+    clearTimeout(reopenTimer);
     graph?.dispose();
     clearInterval(ticker);
     cancel.removeEventListener("click", onCancel);
@@ -118,6 +124,8 @@ export function showRun(runId) {
   };
 
   async function load() {
+    // `.` and `..` are not ids: as path segments they would name other routes.
+    if (runId === "." || runId === "..") return showProblem(`no run with id "${runId}"`);
     let response;
     try {
       response = await api(`/runs/${encodeURIComponent(runId)}`);
@@ -154,11 +162,15 @@ export function showRun(runId) {
   }
 
   function listen() {
-    const events = new EventSource(eventsUrl(runId));
+    const events = new EventSource(eventsUrl(runId, lastEventId));
     source = events;
     for (const type of EVENT_TYPES) {
       events.addEventListener(type, (event) => {
-        onEvent(type, /** @type {MessageEvent} */ (event).data);
+        const message = /** @type {MessageEvent} */ (event);
+        const id = Number(message.lastEventId);
+        if (id > lastEventId) lastEventId = id;
+        reopened = 0;
+        onEvent(type, message.data);
       });
     }
     events.addEventListener("open", () => setNotice(""));
@@ -211,9 +223,23 @@ export function showRun(runId) {
     } catch {
       return;
     }
-    if (closed || !response.ok) return void await response.body?.cancel();
+    if (closed) return void await response.body?.cancel();
+    if (!response.ok) {
+      const { detail } = await readProblem(response);
+      showProblem(`Live updates stopped: ${detail}`);
+      if (response.status !== 404) reopen();
+      return;
+    }
     run = await response.json();
     if (state === undefined || closed) return;
+    if (!OVER.has(run.status) && !state.over) {
+      // The stream closed while the run goes on (the server refused it for a
+      // while, the token changed, this watcher fell behind): open it again.
+      setStatus(run.status);
+      reopen();
+      return;
+    }
+    problem.hidden = state.error === undefined;
     for (const result of run.result?.results ?? []) {
       const task = state.byId.get(result.taskId);
       if (task === undefined) continue;
@@ -243,6 +269,17 @@ export function showRun(runId) {
     render();
     // The runs list shows the new status now rather than at its next poll.
     document.dispatchEvent(new CustomEvent("dagstream:run-over"));
+  }
+
+  /** Opens the run's stream again after a wait that grows while it keeps closing early. */
+  function reopen() {
+    const delay = Math.min(10_000, 1000 * 2 ** reopened++);
+    setNotice(`Live updates paused: trying again in ${Math.round(delay / 1000)} s…`);
+    reopenTimer = setTimeout(() => {
+      if (closed) return;
+      setNotice("");
+      listen();
+    }, delay);
   }
 
   /** @param {string} taskId */

@@ -150,8 +150,15 @@ function assetResponse(request: Request, asset: Asset): Response {
     "Content-Type": asset.type,
     Vary: "Accept, Accept-Encoding",
   };
+  // If-None-Match compares weakly (RFC 9110): W/"x" matches "x", and * matches any.
   const cached = request.headers.get("if-none-match");
-  if (cached !== null && cached.split(",").some((tag) => tag.trim() === etag)) {
+  if (
+    cached !== null &&
+    cached.split(",").some((tag) => {
+      const trimmed = tag.trim();
+      return trimmed === "*" || trimmed.replace(/^W\//, "") === etag;
+    })
+  ) {
     return new Response(null, { status: 304, headers });
   }
   if (!gzip) return new Response(asset.body, { headers });

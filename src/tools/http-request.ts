@@ -371,12 +371,13 @@ function addressHost(address: string): string {
 
 /** Whether a name is `localhost` (or under `.localhost`): it may reach loopback addresses. */
 function isLocalhostName(host: string): boolean {
-  return host === "localhost" || host.endsWith(".localhost");
+  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  return name === "localhost" || name.endsWith(".localhost");
 }
 
 /**
  * Checks that a call may go to `url` (scheme, allowlist, the addresses a
- * name resolves to), and gives the address to connect to for a name over
+ * name resolves to), and gives the addresses to connect to for a name over
  * `http:` (undefined: let the platform connect). `redirect` words the
  * refusal for a redirect's target.
  */
@@ -386,7 +387,7 @@ async function checkTarget(
   resolve: HostResolver,
   signal: AbortSignal,
   redirect: boolean,
-): Promise<string | undefined> {
+): Promise<string[] | undefined> {
   const refused = (why: string) =>
     failure(redirect ? `redirect to "${shownUrl(url)}" is not allowed: ${why}` : why);
   if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -426,7 +427,7 @@ async function checkTarget(
         `(list it with --allow-http ${listed}:${port} to allow)`,
     );
   }
-  return url.protocol === "http:" ? addresses[0] : undefined;
+  return url.protocol === "http:" ? addresses : undefined;
 }
 
 /** A response, and what to release once its body is read. */
@@ -475,6 +476,36 @@ async function send(
   }
 }
 
+/**
+ * Sends one request to the first of `addresses` that takes the connection
+ * (each was checked), as clients do with a name that has several; without
+ * addresses, lets the platform connect.
+ */
+async function sendToAny(
+  call: { method: string; url: URL; headers: Headers; body?: string },
+  addresses: readonly string[] | undefined,
+  signal: AbortSignal,
+): Promise<Sent> {
+  if (addresses === undefined) return send(call, undefined, signal);
+  let last: unknown;
+  for (const address of addresses) {
+    try {
+      return await send(call, address, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      last = error;
+    }
+  }
+  throw last;
+}
+
+/** About how many bytes a response's headers take: names, values and separators. */
+function headerBytes(headers: Headers): number {
+  let bytes = 0;
+  for (const [name, value] of headers) bytes += name.length + value.length + 4;
+  return bytes;
+}
+
 /** Whether a status redirects (when a `Location` comes with it). */
 function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 ||
@@ -490,6 +521,10 @@ async function readCapped(
   cap: number,
   overCap: () => Error,
 ): Promise<Uint8Array> {
+  if (cap < 0) {
+    await response.body?.cancel().catch(() => {});
+    throw overCap();
+  }
   const declared = response.headers.get("content-length");
   if (
     declared !== null && !response.headers.has("content-encoding") && Number(declared) > cap
@@ -588,8 +623,8 @@ async function perform(
   let { method, url, body } = call;
   const headers = new Headers(call.headers);
   for (let redirects = 0;; redirects++) {
-    const address = await checkTarget(url, allow, resolve, signal, redirects > 0);
-    const sent = await send({ method, url, headers, body }, address, signal);
+    const addresses = await checkTarget(url, allow, resolve, signal, redirects > 0);
+    const sent = await sendToAny({ method, url, headers, body }, addresses, signal);
     try {
       const { response } = sent;
       const location = response.headers.get("location");
@@ -634,18 +669,24 @@ async function perform(
         );
       }
       const contentType = response.headers.get("content-type");
+      const tooLarge = () =>
+        failure(
+          `the response of ${method} ${shownUrl(url)} is over ${maxResponseBytes} bytes ` +
+            "(--max-http-response-bytes; headers count too)",
+        );
+      if (headerBytes(response.headers) > maxResponseBytes) {
+        await response.body?.cancel().catch(() => {});
+        throw tooLarge();
+      }
       let output: unknown = null;
       if (method === "HEAD" || [204, 205, 304].includes(response.status)) {
         await response.body?.cancel().catch(() => {});
       } else {
+        // The headers count too: the cap bounds what a response can put into a run.
         const bytes = await readCapped(
           response,
-          maxResponseBytes,
-          () =>
-            failure(
-              `the response of ${method} ${shownUrl(url)} is over ${maxResponseBytes} bytes ` +
-                "(--max-http-response-bytes)",
-            ),
+          maxResponseBytes - headerBytes(response.headers),
+          tooLarge,
         );
         if (!isJson(contentType)) {
           output = decodeText(bytes, contentType);

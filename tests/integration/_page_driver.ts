@@ -30,6 +30,7 @@ export type PageScenario =
   | "token"
   | "runs-list"
   | "invalid"
+  | "refused"
   | "screenshots";
 
 /** What a scenario is given. */
@@ -381,6 +382,34 @@ function scenarioSteps(
       });
       report.found.api = (await response.json()).errors;
       report.found.hash = new URL(page.url()).hash;
+    },
+
+    async refused() {
+      // The server takes one event stream at a time (--max-watchers 1): the test holds it.
+      const started = await fetch(new URL("/runs", config.api), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          tasks: [gate("a"), { id: "b", tool: "mock:echo", dependsOn: ["a"] }],
+        }),
+      });
+      const { runId } = await started.json();
+      const held = await fetch(new URL(`/runs/${runId}/events`, config.api), {
+        headers: { accept: "text/event-stream" },
+      });
+      if (held.status !== 200) throw new Error(`the held stream got ${held.status}`);
+      const reader = held.body!.getReader();
+      await reader.read();
+      await page.goto(`${config.base}#/runs/${runId}`);
+      // Refused (503): the page says so and tries again, rather than freezing.
+      await page.locator("#notice", { hasText: "Live updates paused" }).waitFor();
+      report.found.notice = await page.locator("#notice").innerText();
+      await reader.cancel();
+      await release("a");
+      await untilState("a", "success");
+      await untilState("b", "success");
+      await untilRunStatus("succeeded");
+      report.found.runId = runId;
     },
 
     async screenshots() {

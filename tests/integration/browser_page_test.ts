@@ -207,6 +207,22 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the run page when its stream is refused (503): it says so, tries again, and goes on live",
+  ignore: SKIP,
+  async fn() {
+    await using gated = await startGatedServer(["--max-watchers", "1"]);
+    const report = await drive("refused", { base: gated.server.url });
+    assert.match(String(report.found.notice), /Live updates paused: trying again in \d+ s/);
+    assertForwardOnly(report);
+    const states = statesByTask(report);
+    assert.equal(states.get("a")!.at(-1), "success");
+    assert.equal(states.get("b")!.at(-1), "success");
+    const refused = report.streams.filter((s) => s.url.includes(`/runs/${report.found.runId}/`));
+    assert.ok(refused.length >= 2, "the page opened the stream again");
+  },
+});
+
+Deno.test({
   name: "the run page with --token: asks once per tab, then every call carries it",
   ignore: SKIP,
   async fn() {

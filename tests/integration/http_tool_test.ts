@@ -256,13 +256,16 @@ Deno.test("http:request through the server, with --allow-http", async (t) => {
     assert.equal(
       result.error,
       `http:request: the response of GET ${api.base}/endless is over 100000 bytes ` +
-        "(--max-http-response-bytes)",
+        "(--max-http-response-bytes; headers count too)",
     );
     // The endless body was cancelled: the tool stopped reading it.
     await api.endlessCancelled;
     // A body whose announced length is over the cap fails at once.
     const announced = await call(server, { url: `${api.base}/big` });
-    assert.match(announced.error!, /\/big is over 100000 bytes \(--max-http-response-bytes\)$/);
+    assert.match(
+      announced.error!,
+      /\/big is over 100000 bytes \(--max-http-response-bytes; headers count too\)$/,
+    );
     // The server is fine.
     assert.equal((await (await fetch(server.at("/health"))).json()).status, "ok");
     assert.equal((await call(server, { url: `${api.base}/json` })).status, "success");

@@ -63,6 +63,12 @@ Deno.test("the page's assets: typed, cached by ETag, 404 for unknown names", asy
     const again = await fetch(server.at(`/ui/${name}`), { headers: { "If-None-Match": etag } });
     assert.equal(again.status, 304, name);
     assert.equal(await again.text(), "");
+    // If-None-Match compares weakly, and * matches any representation.
+    for (const tags of [`W/${etag}`, `"other", ${etag}`, "*"]) {
+      const weak = await fetch(server.at(`/ui/${name}`), { headers: { "If-None-Match": tags } });
+      await weak.body?.cancel();
+      assert.equal(weak.status, 304, `${name} ${tags}`);
+    }
   }
   // Gzipped ahead of time for clients that take it.
   const zipped = await rawRequest(server.at("/ui/app.js"), "GET", { "Accept-Encoding": "gzip" });

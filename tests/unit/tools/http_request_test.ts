@@ -416,6 +416,54 @@ Deno.test("a name is called at the address that was checked, which must be liste
   }
 });
 
+Deno.test("a name with several addresses is called at the next checked one when a connection fails", async () => {
+  const seen: string[] = [];
+  const api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    seen.push(request.headers.get("host") ?? "");
+    return Response.json({ ok: true });
+  });
+  try {
+    const port = api.addr.port;
+    // The first address cannot be reached from here (this process may connect to 127.0.0.1 only).
+    const resolve = fakeResolver({
+      "localhost": ["127.0.0.2", "127.0.0.1"],
+      "localhost.": ["127.0.0.2", "127.0.0.1"],
+    });
+    // A trailing dot names the same host, and still may reach loopback.
+    for (const name of ["localhost", "localhost."]) {
+      const tool = httpRequestTool({ allow: [`${name}:${port}`], resolve });
+      const output = await tool.run({ url: `http://${name}:${port}/` }, ctx());
+      assert.deepEqual((output as { body: unknown }).body, { ok: true }, name);
+    }
+    assert.deepEqual(seen, [`localhost:${port}`, `localhost.:${port}`]);
+  } finally {
+    await api.shutdown();
+  }
+});
+
+Deno.test("the response's headers count against the size cap", async () => {
+  const api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const headers = new Headers();
+    for (let i = 0; i < 10; i++) headers.set(`x-filler-${i}`, "y".repeat(100));
+    return new Response("small", { headers });
+  });
+  try {
+    const tool = httpRequestTool({ allow: [`127.0.0.1:${api.addr.port}`], maxResponseBytes: 500 });
+    await assert.rejects(
+      async () => await tool.run({ url: `http://127.0.0.1:${api.addr.port}/` }, ctx()),
+      /is over 500 bytes \(--max-http-response-bytes; headers count too\)$/,
+    );
+    const roomy = httpRequestTool({
+      allow: [`127.0.0.1:${api.addr.port}`],
+      maxResponseBytes: 5000,
+    });
+    const output = await roomy.run({ url: `http://127.0.0.1:${api.addr.port}/` }, ctx());
+    assert.equal((output as { body: unknown }).body, "small");
+  } finally {
+    await api.shutdown();
+  }
+});
+
 Deno.test("--allow-http: repeatable, or comma-separated in DAGSTREAM_ALLOW_HTTP; bad values are usage errors", () => {
   const noEnv = () => undefined;
   assert.equal(parseCommandLine([], noEnv).config.allowHttp, undefined);
