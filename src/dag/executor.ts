@@ -95,6 +95,8 @@ let settingsOf: (executor: ParallelExecutor) => ResolvedExecutorConfig;
 export class ParallelExecutor {
   readonly #toolExecutor: ToolExecutor;
   readonly #config: ResolvedExecutorConfig;
+  /** The attempt a task is on, for `executeTask` (whose reference signature does not say). */
+  readonly #attemptOf = new WeakMap<Task, number>();
 
   static {
     runOn = (executor, prepared, signal, hooks) => executor.#run(prepared, signal, hooks);
@@ -163,9 +165,16 @@ export class ParallelExecutor {
           callTool(tool, task, lookup, taskSignal, progress, startedAt, i, end, attempt);
           return;
         }
+        this.#attemptOf.set(task, attempt);
         this.executeTask(task, previous, taskSignal, progress).then(
           (result) => {
-            if (!taskSignal.aborted) end(i, result);
+            if (taskSignal.aborted) return;
+            // An override's result may be another task's, reused: its attempts are not this one's.
+            if (result.attempts === undefined || result.attempts === 0) end(i, result);
+            else {
+              const { attempts: _attempts, ...own } = result;
+              end(i, own);
+            }
           },
           // An override that rejects fails its task, not the run.
           (error) => {
@@ -212,11 +221,13 @@ export class ParallelExecutor {
         started,
         0,
         (_, result) => {
-          // The reference design's result: the scheduler counts attempts itself.
+          // The reference design's result: the scheduler counts attempts itself
+          // (0 stays: the tool was not called, and is not to be retried).
+          if (result.attempts === 0) return resolve(result);
           const { attempts: _attempts, ...plain } = result;
           resolve(plain);
         },
-        1,
+        this.#attemptOf.get(task) ?? 1,
       );
     });
   }
@@ -313,8 +324,16 @@ function callTool(
   attempt: number,
 ): void {
   let call: unknown;
+  let args: Record<string, unknown>;
   try {
-    const args = task.arguments === undefined ? {} : resolveArguments(task.arguments, lookup);
+    args = task.arguments === undefined ? {} : resolveArguments(task.arguments, lookup);
+  } catch (error) {
+    // The tool is not called: 0 attempts, and no retry (it would fail the same way).
+    const result = failure(task, error, startedAt, 0);
+    queueMicrotask(() => end(i, result));
+    return;
+  }
+  try {
     const ctx: ToolContext = progress === undefined
       ? { signal, taskId: task.id, attempt }
       : { signal, taskId: task.id, progress, attempt };

@@ -33,7 +33,8 @@ export interface RunHooks {
   /**
    * An attempt of a task failed and the task will be tried again after
    * `delayMs`; `attempt` is the number of the attempt about to start (2 for
-   * the first retry). The wait starts once a returned promise settles.
+   * the first retry). While a returned promise is pending no task starts,
+   * and the wait starts once it settles.
    */
   onTaskRetry?(index: number, retry: TaskRetry): Promise<void> | void;
 }
@@ -159,6 +160,8 @@ class Schedule {
   readonly #ownTimeouts: Float64Array | undefined;
   #hooks: RunHooks | undefined;
   #settledCount = 0;
+  /** Retries whose `task_retry` the hooks have not taken yet: no task starts meanwhile. */
+  #announcing = 0;
   #running = 0;
   #layer = -1;
   #layerPending = 0;
@@ -222,6 +225,7 @@ class Schedule {
 
   /** Starts retried tasks, then ready tasks lowest index first, while slots are free. */
   #pump(): void {
+    if (this.#announcing > 0) return;
     const max = this.#options.maxConcurrency;
     const retries = this.#retryReady;
     if (retries !== undefined) {
@@ -323,10 +327,12 @@ class Schedule {
   #end(i: number, result: TaskResult): void {
     if (this.#state[i] !== STARTED) return;
     const attempts = this.#attempts[i];
-    // A late answer of an earlier, timed-out attempt.
-    if (result.attempts !== undefined && result.attempts !== attempts) return;
+    // A late answer of an earlier, timed-out attempt (0: the tool was not called).
+    const answered = result.attempts;
+    if (answered !== undefined && answered !== 0 && answered !== attempts) return;
     if (attempts > 0) {
-      if (result.status === "error" && this.#abortReason === undefined) {
+      // Arguments that cannot be resolved fail the same way every time: no retry.
+      if (result.status === "error" && this.#abortReason === undefined && answered !== 0) {
         const retry = this.#dag.tasks[i].retry;
         if (retry !== undefined && attempts < retry.attempts) {
           this.#retry(i, result.error ?? "failed", retry);
@@ -340,7 +346,7 @@ class Schedule {
           executionTimeMs: performance.now() - this.#startedAt[i],
           attempts,
         };
-      } else if (result.attempts === undefined) result = { ...result, attempts };
+      } else if (answered === undefined) result = { ...result, attempts };
     }
     this.#state[i] = SETTLED;
     this.#deadlines.settle(i);
@@ -378,9 +384,13 @@ class Schedule {
     this.#controllers[i] = undefined;
     this.#state[i] = WAITING;
     this.#running--;
-    controller?.abort(new DOMException(`attempt failed: ${error}`, "AbortError"));
     const attempt = this.#attempts[i] + 1;
     const delayMs = retryDelay(policy, attempt);
+    // Announced first: whatever the abort below sets off (a tool's listener
+    // may even cancel the run) comes after the event, never before it.
+    const announcing = this.#emitRetry(i, { attempt, error, delayMs });
+    this.#clock = -1; // tool code runs on the abort
+    controller?.abort(new DOMException(`attempt failed: ${error}`, "AbortError"));
     const wait = () => {
       if (this.#state[i] !== WAITING || this.#abortReason !== undefined) return;
       const timers = this.#retryTimers ??= new Map();
@@ -394,10 +404,18 @@ class Schedule {
         }, delayMs),
       );
     };
-    const announcing = this.#emitRetry(i, { attempt, error, delayMs });
-    if (announcing) announcing.then(wait);
-    else wait();
-    this.#pump();
+    if (announcing) {
+      // While the event is being taken, no task starts (the sink holds the run back).
+      this.#announcing++;
+      announcing.then(() => {
+        this.#announcing--;
+        wait();
+        this.#pump();
+      });
+    } else {
+      wait();
+      this.#pump();
+    }
   }
 
   /** Eager mode: readies each dependent whose last dependency was `i`. */
@@ -574,8 +592,10 @@ class Schedule {
 function retryDelay(policy: RetryPolicy, attempt: number): number {
   const base = policy.delayMs ?? RETRY_DEFAULTS.delayMs;
   const grown = base === 0 ? 0 : base * (policy.factor ?? RETRY_DEFAULTS.factor) ** (attempt - 2);
-  const cap = Math.min(policy.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs, grown, MAX_TIMER_MS);
-  return Math.round(Math.random() * cap);
+  const cap = Math.floor(
+    Math.min(policy.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs, grown, MAX_TIMER_MS),
+  );
+  return Math.floor(Math.random() * (cap + 1));
 }
 
 function describeReason(reason: unknown): string {

@@ -148,7 +148,11 @@ export interface TaskResult {
    * it was retried.
    */
   executionTimeMs?: number;
-  /** How many times its tool was called (1 when it was not retried); absent when it never ran. */
+  /**
+   * How many times its tool was called (1 when it was not retried); 0 when
+   * its `$OUTPUT` references could not be resolved (it is not retried then);
+   * absent when it never ran.
+   */
   attempts?: number;
 }
 

@@ -260,8 +260,9 @@ export class ServerMetrics {
       } else {
         this.#tasksError.inc();
       }
-      // A task that never ran (cancelled before it started) has no attempts and no duration.
-      if (event.data.attempts === undefined) return;
+      // A task whose tool was never called (cancelled before it started, or
+      // its arguments could not be resolved) has no duration.
+      if (!event.data.attempts) return;
       this.#durationOf(tool).observe(executionTimeMs / 1000);
       return;
     }

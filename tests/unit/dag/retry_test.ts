@@ -11,12 +11,14 @@ import {
   ParallelExecutor,
   type SSEEvent,
   StreamingExecutor,
+  type TaskResult,
   type ToolExecutor,
+  type ToolProgress,
   validateDAG,
 } from "../../../mod.ts";
 import { builtinTools } from "../../../src/tools/builtin.ts";
 import { createToolRegistry } from "../../../src/tools/registry.ts";
-import { deferred, GatedTools, until, untilAborted } from "./_helpers.ts";
+import { deferred, GatedTools, turns, until, untilAborted } from "./_helpers.ts";
 import { FakeClock } from "../_fake_clock.ts";
 
 /** Fixes `Math.random` (the jitter) for a block: `using _ = fixedRandom(0.5)`. */
@@ -265,4 +267,109 @@ Deno.test("retry and timeout: bad values are refused with their paths", () => {
   assert.ok(ok.ok);
   assert.deepEqual(ok.dag.tasks[0].retry, { attempts: 100, delayMs: 0, factor: 0 });
   assert.equal(ok.dag.tasks[0].timeout, 250);
+});
+
+Deno.test("retry: while the sink holds a task_retry event, no task starts", async () => {
+  const tool: ToolExecutor = (_t, _a, ctx) =>
+    ctx.taskId === "f" && ctx.attempt === 1
+      ? Promise.reject(new Error("once"))
+      : Promise.resolve(ctx.taskId);
+  const held = deferred();
+  const events: string[] = [];
+  const run = new StreamingExecutor(tool, { maxConcurrency: 1 }).executeWithEventSink({
+    tasks: [{ id: "f", tool: "t", retry: { attempts: 2, delayMs: 0 } }, { id: "g", tool: "t" }],
+  }, (event) => {
+    events.push(`${event.type}:${"taskId" in event.data ? event.data.taskId : ""}`);
+    if (event.type === "task_retry") return held.promise;
+  });
+  await until(() => events.includes("task_retry:f"), "f's first attempt fails");
+  await turns(20);
+  assert.deepEqual(events, ["task_start:f", "task_retry:f"], "nothing past the held event");
+  held.resolve();
+  const result = await run;
+  assert.equal(result.successfulTasks, 2);
+});
+
+Deno.test("retry: a task whose $OUTPUT cannot be resolved is not retried: its tool was never called", async () => {
+  let calls = 0;
+  const tool: ToolExecutor = (t) => {
+    if (t === "b") calls++;
+    return Promise.resolve({ x: 1 });
+  };
+  const result = await new ParallelExecutor(tool).execute({
+    tasks: [
+      { id: "a", tool: "a" },
+      { id: "b", tool: "b", arguments: { v: "$OUTPUT[a].missing" }, retry: { attempts: 3 } },
+    ],
+  });
+  assert.equal(calls, 0);
+  assert.match(result.results[1].error!, /undefined task output/);
+  assert.equal(result.results[1].attempts, 0, "no tool call");
+});
+
+Deno.test("retry: an executeTask override sees each attempt's number, and may return another task's result", async () => {
+  const seen: number[] = [];
+  class Memo extends ParallelExecutor {
+    protected override executeTask(
+      task: Parameters<ParallelExecutor["executeTask"]>[0],
+      previous: Map<string, TaskResult>,
+      signal: AbortSignal,
+      progress?: (update: ToolProgress) => void,
+    ): Promise<TaskResult> {
+      // b reuses a's result, which says how many attempts a took.
+      const a = previous.get("a");
+      if (task.id === "b" && a?.status === "success") {
+        return Promise.resolve({ ...a, taskId: "b" });
+      }
+      return super.executeTask(task, previous, signal, progress);
+    }
+  }
+  const tool: ToolExecutor = (_t, _a, ctx) => {
+    seen.push(ctx.attempt!);
+    return ctx.attempt === 1 ? Promise.reject(new Error("once")) : Promise.resolve("out");
+  };
+  const result = await new Memo(tool, { taskTimeout: 60_000 }).execute({
+    tasks: [
+      { id: "a", tool: "t", retry: { attempts: 2, delayMs: 0 } },
+      { id: "b", tool: "t", dependsOn: ["a"] },
+    ],
+  });
+  assert.deepEqual(seen, [1, 2]);
+  assert.deepEqual(result.results.map((r) => [r.status, r.output, r.attempts]), [
+    ["success", "out", 2],
+    ["success", "out", 1],
+  ]);
+});
+
+Deno.test("retry: a run cancelled from a failed attempt's abort listener: the retry came first, then the end", async () => {
+  const run = new AbortController();
+  const tool: ToolExecutor = (_t, _a, ctx) => {
+    ctx.signal.addEventListener("abort", () => run.abort(new Error("stop")));
+    return Promise.reject(new Error("boom"));
+  };
+  const events: string[] = [];
+  const result = await new StreamingExecutor(tool).executeWithEventSink(
+    {
+      tasks: [{ id: "f", tool: "t", retry: { attempts: 3, delayMs: 0 } }],
+    },
+    (event) => void events.push(event.type),
+    { signal: run.signal },
+  );
+  assert.deepEqual(events, ["task_start", "task_retry", "task_complete", "execution_complete"]);
+  assert.equal(result.results[0].error, "aborted: stop");
+});
+
+Deno.test("retry: the jittered wait never passes its cap", async () => {
+  using _random = fixedRandom(0.999);
+  const events: SSEEvent[] = [];
+  await new StreamingExecutor(flaky).executeWithEventSink({
+    tasks: [{
+      id: "f",
+      tool: "mock:flaky",
+      arguments: { failures: 1 },
+      retry: { attempts: 2, delayMs: 10, maxDelayMs: 0.9 },
+    }],
+  }, (event) => void events.push(event));
+  const retry = events.find((e) => e.type === "task_retry")!;
+  assert.equal(retry.type === "task_retry" && retry.data.delayMs, 0);
 });
