@@ -11,6 +11,7 @@ import { StreamingExecutor } from "../dag/streaming.ts";
 import type { ExecutorConfig } from "../dag/types.ts";
 import { checkDag } from "../server/dag-checks.ts";
 import { builtinTools } from "../tools/builtin.ts";
+import { httpRequestTool } from "../tools/http-request.ts";
 import {
   combineToolRegistries,
   createToolRegistry,
@@ -34,6 +35,8 @@ export interface LocalRunOptions {
   mcp?: ManagedToolRegistry;
   /** Executor settings. Default: the library's (30 s per task, no concurrency bound). */
   executor?: ExecutorConfig;
+  /** Hosts `http:request` may call (`HOST` or `HOST:PORT`); without any, there is no such tool. */
+  allowHttp?: readonly string[];
 }
 
 /**
@@ -60,7 +63,11 @@ export interface LocalRunOptions {
  * ```
  */
 export function openLocalRun(document: unknown, options: LocalRunOptions = {}): RunSource {
-  const builtin = createToolRegistry({ ...builtinTools });
+  const builtin = createToolRegistry(
+    options.allowHttp === undefined || options.allowHttp.length === 0
+      ? { ...builtinTools }
+      : { ...builtinTools, "http:request": httpRequestTool({ allow: options.allowHttp }) },
+  );
   const { mcp } = options;
   const tools = mcp === undefined ? builtin : combineToolRegistries(builtin, mcp);
   const checked = checkDag(document, {

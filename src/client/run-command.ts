@@ -9,6 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { isHttpAllowEntry } from "../tools/http-allowlist.ts";
 import { describeError } from "../dag/errors.ts";
 import type { ManagedToolRegistry } from "../tools/registry.ts";
 import { EventClock } from "./event-clock.ts";
@@ -57,6 +58,9 @@ Runs the DAG of <dag.json> and shows each task live: its state, its time,
 its progress, and once the run is over a summary.
 
   (no --server)       runs the DAG in this process, on the built-in mock:* tools
+  --allow-http HOST[:PORT]
+                      also offers http:request, calling that host (every port
+                      without :PORT); repeatable
   --mcp-config FILE   also offers the tools of the MCP servers of FILE (the
                       "mcpServers" JSON of MCP clients); starting them takes the
                       permissions of deno task run:mcp
@@ -114,6 +118,8 @@ export interface RunArgs {
   token?: string;
   /** `--mcp-config`: in-process runs only. */
   mcpConfig?: string;
+  /** `--allow-http HOST[:PORT]` (repeatable): in-process runs only; offers `http:request`. */
+  allowHttp?: string[];
 }
 
 /**
@@ -149,6 +155,7 @@ export function parseRunArgs(
         server: { type: "string" },
         token: { type: "string" },
         "mcp-config": { type: "string" },
+        "allow-http": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -178,12 +185,27 @@ export function parseRunArgs(
     if (values["mcp-config"] !== undefined) {
       throw new UsageError("--mcp-config is for runs in this process: a server has its own");
     }
+    if (values["allow-http"] !== undefined) {
+      throw new UsageError("--allow-http is for runs in this process: a server has its own");
+    }
     const token = values.token ?? env("DAGSTREAM_TOKEN");
     if (token === "") throw new UsageError("--token must not be empty");
     if (token !== undefined) result.token = token;
   } else {
     if (values.token !== undefined) throw new UsageError("--token goes with --server");
     if (values["mcp-config"] !== undefined) result.mcpConfig = values["mcp-config"];
+    const allowHttp = values["allow-http"]?.map((entry) => entry.trim().toLowerCase());
+    if (allowHttp !== undefined) {
+      const bad = allowHttp.find((entry) => !isHttpAllowEntry(entry));
+      if (bad !== undefined) {
+        throw new UsageError(
+          `--allow-http takes HOST or HOST:PORT (e.g. api.example.com, 127.0.0.1:9000), got ${
+            JSON.stringify(bad)
+          }`,
+        );
+      }
+      result.allowHttp = allowHttp;
+    }
   }
   return result;
 }
@@ -396,7 +418,7 @@ async function openSource(
         },
       });
     }
-    return openLocalRun(document, { mcp });
+    return openLocalRun(document, { mcp, allowHttp: options.allowHttp });
   } catch (error) {
     await mcp?.close();
     if (!(error instanceof RunSourceError)) throw error;

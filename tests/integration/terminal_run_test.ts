@@ -377,3 +377,28 @@ Deno.test("run, terminal with NO_COLOR: not one escape byte", async () => {
   assert.ok(!result.stdout.includes(ESC), JSON.stringify(result.stdout));
   assert.match(result.stdout, /failed: 4 tasks \(2 success, 1 error, 1 skipped\)/);
 });
+
+Deno.test("run --allow-http: http:request in this process, only to the hosts given", async () => {
+  const seen: string[] = [];
+  await using api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    seen.push(new URL(request.url).pathname);
+    return Response.json({ ok: true });
+  });
+  const host = `127.0.0.1:${api.addr.port}`;
+  await using file = await dagFile({
+    tasks: [{ id: "get", tool: "http:request", arguments: { url: `http://${host}/ping` } }],
+  });
+  const allowed = await runCommand(["--allow-http", host, file.path]);
+  assert.equal(allowed.code, 0, allowed.stdout + allowed.stderr);
+  assert.match(linesOf(allowed.stdout, "get").at(-1)!, /success .*\{"status":200/);
+  assert.deepEqual(seen, ["/ping"]);
+
+  // Without --allow-http there is no such tool: the DAG is refused before anything runs.
+  const off = await runCommand([file.path]);
+  assert.equal(off.code, 2);
+  assert.match(off.stderr, /tasks\[0\]\.tool: unknown tool "http:request": the HTTP tool is off/);
+  const bad = await runCommand(["--allow-http", "http://x/", file.path]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--allow-http takes HOST or HOST:PORT/);
+  assert.deepEqual(seen, ["/ping"]);
+});
