@@ -34,7 +34,9 @@ export interface SpawnOptions {
   /** Keep stdin open and piped (the caller writes to `child.stdin`). */
   pipeStdin?: boolean;
   /** Where the child's stderr goes (default: inherited). */
-  stderr?: "inherit" | "null";
+  stderr?: "inherit" | "null" | "piped";
+  /** The program to run, `args` being its arguments (default: this `deno`). */
+  command?: string;
   /** Most ms to wait for the `Listening on` line (default 30,000). */
   readyTimeoutMs?: number;
 }
@@ -58,9 +60,9 @@ export class ProcessGroup {
     Deno.exit(130);
   };
 
-  /** Starts `deno <args>` in {@linkcode ROOT}, with stdout piped. */
+  /** Starts `deno <args>` (or `options.command`) in {@linkcode ROOT}, with stdout piped. */
   spawn(name: string, args: readonly string[], options: SpawnOptions = {}): Deno.ChildProcess {
-    const child = new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(options.command ?? Deno.execPath(), {
       args: withProfile(args, options.profileDir),
       cwd: ROOT,
       stdin: options.input !== undefined || options.pipeStdin ? "piped" : "null",
@@ -172,20 +174,27 @@ function kill(child: Deno.ChildProcess, signal: Deno.Signal) {
 }
 
 /**
+ * The flags of `deno task serve`: what its command in deno.json puts
+ * between `run` and `src/server/main.ts` (permissions included), so that
+ * a benchmark's server runs as users run it.
+ */
+function serveFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
+  const words = String(config.tasks?.serve ?? "").trim().split(/\s+/);
+  const run = words.indexOf("run");
+  const main = words.indexOf("src/server/main.ts");
+  if (words[0] !== "deno" || run !== 1 || main < run) {
+    throw new Error(`cannot read the serve task of deno.json: ${JSON.stringify(words)}`);
+  }
+  return words.slice(run + 1, main);
+}
+
+/**
  * `deno run` arguments of the bundled dagstream server, as `deno task
  * serve` starts it, on a free port, with `flags` added.
  */
 export function dagstreamServerArgs(flags: readonly string[] = []): string[] {
-  return [
-    "run",
-    "--unstable-no-legacy-abort",
-    "--allow-net",
-    "--allow-env=DAGSTREAM_*",
-    "src/server/main.ts",
-    "--port",
-    "0",
-    ...flags,
-  ];
+  return ["run", ...serveFlags(), "src/server/main.ts", "--port", "0", ...flags];
 }
 
 /** Resident set size of a process (`VmRSS` of `/proc/<pid>/status`), in KiB. */

@@ -53,7 +53,7 @@
 import { parseArgs } from "node:util";
 import { createParser } from "eventsource-parser";
 import { randomDag, seededRandom } from "./random_dag.ts";
-import { cpuSeconds, ProcessGroup, ROOT } from "./processes.ts";
+import { cpuSeconds, dagstreamServerArgs, ProcessGroup, ROOT } from "./processes.ts";
 import { type ClientResult, CountingClient } from "./sse_client.ts";
 import {
   formatLoad,
@@ -160,90 +160,6 @@ const now = () => performance.now();
 
 // ---------------------------------------------------------------------------
 // Processes: redis-server and the dagstream servers, whose stderr is read here
-
-/**
- * The permission flags of `deno task serve`: what its command in deno.json
- * puts between `run` and `src/server/main.ts`.
- */
-function servePermissionFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
-  const words = String(config.tasks?.serve ?? "").trim().split(/\s+/);
-  const run = words.indexOf("run");
-  const main = words.indexOf("src/server/main.ts");
-  if (words[0] !== "deno" || run !== 1 || main < run) {
-    throw new Error(`cannot read the serve task of deno.json: ${JSON.stringify(words)}`);
-  }
-  return words.slice(run + 1, main);
-}
-
-function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
-  try {
-    child.kill(signal);
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * The children started here other than the counting client (which
- * {@linkcode ProcessGroup} starts): stopped by `stopAll()`, or on SIGINT or
- * SIGTERM. Its signal listener is added before the group's, so it runs first.
- */
-class Children {
-  #live = new Map<Deno.ChildProcess, string>();
-  #hooked = false;
-  #onSignal = () => {
-    for (const child of this.#live.keys()) kill(child, "SIGTERM");
-    // The process group's listener, when there is one, exits at once after this one.
-    setTimeout(() => Deno.exit(130), 0);
-  };
-
-  hook(): void {
-    if (this.#hooked) return;
-    this.#hooked = true;
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      Deno.addSignalListener(signal, this.#onSignal);
-    }
-  }
-
-  spawn(name: string, command: string, args: string[], stderr: "piped" | "null") {
-    this.hook();
-    const child = new Deno.Command(command, {
-      args,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr,
-    }).spawn();
-    this.#live.set(child, name);
-    return child;
-  }
-
-  async stop(child: Deno.ChildProcess, graceMs = 10_000): Promise<number | null> {
-    if (!this.#live.has(child)) return (await child.status).code;
-    kill(child, "SIGTERM");
-    const timer = setTimeout(() => kill(child, "SIGKILL"), graceMs);
-    try {
-      const status = await child.status;
-      return status.signal === null ? status.code : null;
-    } finally {
-      clearTimeout(timer);
-      this.#live.delete(child);
-    }
-  }
-
-  async stopAll(): Promise<Record<string, number | null>> {
-    const entries = [...this.#live];
-    const codes = await Promise.all(entries.map(([child]) => this.stop(child)));
-    if (this.#hooked) {
-      this.#hooked = false;
-      for (const signal of ["SIGINT", "SIGTERM"] as const) {
-        Deno.removeSignalListener(signal, this.#onSignal);
-      }
-    }
-    return Object.fromEntries(entries.map(([, name], i) => [name, codes[i]]));
-  }
-}
 
 /**
  * Reads `stream` as text until `pattern` matches what came so far, then
@@ -526,8 +442,6 @@ async function readBody(url: string, init: RequestInit): Promise<{
 
 const startedAt = now();
 const loads = { start: loadAverage(), end: [] as number[] };
-const children = new Children();
-children.hook();
 const group = new ProcessGroup();
 const servers: Server[] = [];
 let redis: { child: Deno.ChildProcess; port: number; pid: number; version: string } | undefined;
@@ -554,7 +468,7 @@ async function startRedis() {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = freePort();
-    const child = children.spawn("redis-server", flags["redis-server"], [
+    const child = group.spawn("redis-server", [
       "--port",
       String(port),
       "--bind",
@@ -563,7 +477,7 @@ async function startRedis() {
       "",
       "--appendonly",
       "no",
-    ], "null");
+    ], { command: flags["redis-server"], stderr: "null" });
     try {
       const { text } = await awaitLine(
         "redis-server",
@@ -584,7 +498,7 @@ async function startRedis() {
       return { child, port, pid: child.pid, version };
     } catch (error) {
       lastError = error;
-      await children.stop(child, 2000);
+      await group.stop(child, 2000);
     }
   }
   throw lastError;
@@ -596,12 +510,7 @@ async function startServer(
   extra: string[] = [],
 ): Promise<Server> {
   const storeFlag = store === "memory" ? "memory" : `redis://127.0.0.1:${redis!.port}`;
-  const args = [
-    "run",
-    ...servePermissionFlags(),
-    "src/server/main.ts",
-    "--port",
-    "0",
+  const args = dagstreamServerArgs([
     "--store",
     storeFlag,
     "--max-tasks",
@@ -609,9 +518,9 @@ async function startServer(
     "--max-body-bytes",
     String(Math.max(1 << 20, 4 * DAG_TEXT.length)),
     ...extra,
-  ];
+  ]);
   const t0 = now();
-  const child = children.spawn(name, Deno.execPath(), args, "piped");
+  const child = group.spawn(name, args, { stderr: "piped" });
   const file = logDir === undefined
     ? undefined
     : await Deno.open(`${logDir}/${name}.log`, { write: true, create: true, truncate: true });
@@ -786,8 +695,8 @@ try {
         if (kind === "memory") continue;
 
         // The same run, read whole from B.
-        const list = await (await fetch(`${a.url}runs`)).json();
-        const newest = list.runs?.at(-1);
+        const list = await (await fetch(`${a.url}runs?limit=1`)).json();
+        const newest = list.runs?.[0]; // newest first
         if (!newest || Date.parse(newest.createdAt) < wall0 - 5) {
           throw new Error(`round ${round}: the run just streamed is not the newest in GET /runs`);
         }
@@ -1234,19 +1143,12 @@ try {
     );
   }
 } finally {
-  const codes = await Promise.all([
-    group.stopAll(),
-    // The servers first, Redis after them (so that they do not log its going away).
-    (async () => {
-      const serverCodes = await Promise.all(servers.map((s) => children.stop(s.child)));
-      const rest = await children.stopAll();
-      return {
-        ...Object.fromEntries(servers.map((s, i) => [s.name, serverCodes[i]])),
-        ...rest,
-      };
-    })(),
-  ]);
-  exitCodes = { ...codes[0], ...codes[1] };
+  // The servers first, Redis after them (so that they do not log its going away).
+  const serverCodes = await Promise.all(servers.map((s) => group.stop(s.child)));
+  exitCodes = {
+    ...Object.fromEntries(servers.map((s, i) => [s.name, serverCodes[i]])),
+    ...await group.stopAll(),
+  };
   await Promise.race([
     Promise.all(servers.map((s) => s.log.done)),
     new Promise((resolve) => setTimeout(resolve, 5000)),
