@@ -167,14 +167,9 @@ export class ParallelExecutor {
         }
         this.#attemptOf.set(task, attempt);
         this.executeTask(task, previous, taskSignal, progress).then(
+          // An override's result may be another task's, reused: its attempts are not this one's.
           (result) => {
-            if (taskSignal.aborted) return;
-            // An override's result may be another task's, reused: its attempts are not this one's.
-            if (result.attempts === undefined || result.attempts === 0) end(i, result);
-            else {
-              const { attempts: _attempts, ...own } = result;
-              end(i, own);
-            }
+            if (!taskSignal.aborted) end(i, withoutAttempts(result));
           },
           // An override that rejects fails its task, not the run.
           (error) => {
@@ -220,13 +215,8 @@ export class ParallelExecutor {
         progress,
         started,
         0,
-        (_, result) => {
-          // The reference design's result: the scheduler counts attempts itself
-          // (0 stays: the tool was not called, and is not to be retried).
-          if (result.attempts === 0) return resolve(result);
-          const { attempts: _attempts, ...plain } = result;
-          resolve(plain);
-        },
+        // The reference design's result: the scheduler counts attempts itself.
+        (_, result) => resolve(withoutAttempts(result)),
         this.#attemptOf.get(task) ?? 1,
       );
     });
@@ -372,6 +362,16 @@ function success(
     executionTimeMs: endedAt - startedAt,
     attempts,
   };
+}
+
+/**
+ * `result` without its attempt count, which the scheduler sets; but for 0,
+ * which says the tool was not called and the task is not to be retried.
+ */
+function withoutAttempts(result: TaskResult): TaskResult {
+  if (result.attempts === undefined || result.attempts === 0) return result;
+  const { attempts: _attempts, ...rest } = result;
+  return rest;
 }
 
 /** The result of a tool call that failed with `error`. */

@@ -272,10 +272,8 @@ class Schedule {
         executionTimeMs: performance.now() - startedAt,
         attempts: attempt,
       };
-      queueMicrotask(() => {
-        // A later attempt, or the end of the task, makes this one stale.
-        if (this.#controllers[i] === controller) this.#end(i, result);
-      });
+      // Its attempt number tells #end if a later attempt has begun meanwhile.
+      queueMicrotask(() => this.#end(i, result));
     }
   }
 
@@ -445,13 +443,22 @@ class Schedule {
   }
 
   /** Settles a task that never gets to run; it still gets its start and end. */
-  async #settleUnrun(i: number, error: string): Promise<void> {
-    const result = this.#unrunResult(i, error);
+  #settleUnrun(i: number, error: string): Promise<void> {
+    return this.#settleIdle(i, this.#unrunResult(i, error), true);
+  }
+
+  /**
+   * Settles a task that is not running (not started, or waiting for its
+   * next attempt) with `result`; `withStart` gives it its `task_start` first.
+   */
+  async #settleIdle(i: number, result: TaskResult, withStart: boolean): Promise<void> {
     this.#state[i] = SETTLED;
     this.#results[i] = result;
     this.#options.onSettle?.(i, result);
-    const starting = this.#emitStart(i);
-    if (starting) await starting;
+    if (withStart) {
+      const starting = this.#emitStart(i);
+      if (starting) await starting;
+    }
     const completing = this.#emitComplete(i, result);
     if (completing) await completing;
     this.#settledCount++;
@@ -514,21 +521,14 @@ class Schedule {
   }
 
   /** Settles a task cancelled while it waited for its next attempt. */
-  async #settleWaiting(i: number, error: string): Promise<void> {
-    const result: TaskResult = {
+  #settleWaiting(i: number, error: string): Promise<void> {
+    return this.#settleIdle(i, {
       taskId: this.#dag.tasks[i].id,
       status: "error",
       error,
       executionTimeMs: performance.now() - this.#startedAt[i],
       attempts: this.#attempts[i],
-    };
-    this.#state[i] = SETTLED;
-    this.#results[i] = result;
-    this.#options.onSettle?.(i, result);
-    const completing = this.#emitComplete(i, result);
-    if (completing) await completing;
-    this.#settledCount++;
-    this.#afterSettle(i);
+    }, false);
   }
 
   #emitStart(i: number): Promise<void> | void {
