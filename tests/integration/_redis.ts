@@ -99,3 +99,24 @@ export async function startRedis(): Promise<RedisProcess> {
     [Symbol.asyncDispose]: stop,
   };
 }
+
+/**
+ * Resolves once `check` holds, asking again every 100 ms: for state another
+ * process reaches in the background (a Redis connection, a copy written to
+ * Redis). Fails, saying what it waited for, after 30 s.
+ */
+export async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const giveUp = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > giveUp) throw new Error(`still not so after 30 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits until a server's /health says its shared store is up (it connects in the background). */
+export function untilStoreUp(server: { at(path: string): string }): Promise<void> {
+  return eventually(async () => {
+    const response = await fetch(server.at("/health"));
+    return (await response.json()).store?.status === "up";
+  }, "the store is up");
+}

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { skipWithoutChromium } from "./_browser_driver.ts";
 import { PAGE_REPORT_PREFIX, type PageReport, type PageScenario } from "./_page_driver.ts";
 import { startGatedServer, startRun, startServer, waitForRunEnd } from "./_server.ts";
-import { HAS_REDIS, startRedis } from "./_redis.ts";
+import { HAS_REDIS, startRedis, untilStoreUp } from "./_redis.ts";
 
 const SKIP = skipWithoutChromium("browser_page_test.ts");
 const DRIVER = new URL("./_page_driver.ts", import.meta.url).pathname;
@@ -57,17 +57,6 @@ async function drive(
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
-}
-
-/** Waits until an instance's /health says its store is up (it connects in the background). */
-async function untilStoreUp(healthUrl: string): Promise<void> {
-  for (let tries = 0; tries < 300; tries++) {
-    const response = await fetch(healthUrl);
-    const health = await response.json();
-    if (health.store?.status === "up") return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the store never came up: ${healthUrl}`);
 }
 
 /** Each task's states, in the order its node took them. */
@@ -245,7 +234,7 @@ Deno.test({
     await using redis = await startRedis();
     await using a = await startServer(["--store", redis.url, "--instance-id", "A"]);
     await using b = await startServer(["--store", redis.url, "--instance-id", "B"]);
-    await Promise.all([a, b].map((server) => untilStoreUp(server.at("/health"))));
+    await Promise.all([untilStoreUp(a), untilStoreUp(b)]);
     const report = await drive("failing", { base: a.url });
     assertForwardOnly(report);
     const states = statesByTask(report);

@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
 import { parseSSEStream, readSSEEvents } from "../../src/sse/client.ts";
-import { holdDag, postDag, type ServerProcess, startServer } from "./_server.ts";
-import { HAS_REDIS, startRedis } from "./_redis.ts";
+import { echoDag, holdDag, postDag, startServer } from "./_server.ts";
+import { eventually, HAS_REDIS, startRedis, untilStoreUp } from "./_redis.ts";
 
 const TOKEN = "metrics-s3cret";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
@@ -194,23 +194,6 @@ Deno.test("GET /metrics: runs, tasks, events, requests and streams of a real ser
   assert.ok(sample(text, "process_start_time_seconds")! > 1.7e9);
 });
 
-/** Asks `check` again every 100 ms until it holds (at most 30 s). */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const giveUp = Date.now() + 30_000;
-  while (!(await check())) {
-    if (Date.now() > giveUp) throw new Error(`still not so after 30 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Waits until the instance's /health says the shared store is up (it connects in the background). */
-function untilStoreUp(server: ServerProcess): Promise<void> {
-  return eventually(
-    async () => (await (await fetch(server.at("/health"))).json()).store?.status === "up",
-    "the store is up",
-  );
-}
-
 Deno.test({
   name: "GET /metrics with --store redis://: an instance counts the runs it executes, not others'",
   ignore: !HAS_REDIS,
@@ -222,17 +205,7 @@ Deno.test({
     await Promise.all([untilStoreUp(a), untilStoreUp(b)]);
 
     // Executed on A, then streamed from B (a copy B reads from Redis).
-    const response = await postDag(
-      a.at("/execute"),
-      {
-        tasks: [
-          { id: "x", tool: "mock:echo", arguments: { x: 1 } },
-          { id: "y", tool: "mock:echo", arguments: { y: 2 }, dependsOn: ["x"] },
-        ],
-      },
-      "application/json",
-      AUTH,
-    );
+    const response = await postDag(a.at("/execute"), echoDag(2), "application/json", AUTH);
     assert.equal(response.status, 200);
     await response.body?.cancel();
     const runId = response.headers.get("x-run-id")!;

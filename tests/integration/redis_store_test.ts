@@ -13,7 +13,7 @@ import { createClient } from "npm:@redis/client@6.3.1";
 import { readSSEEvents } from "../../src/sse/client.ts";
 import type { ReceivedSSEEvent as SSEEvent } from "../../src/sse/client.ts";
 import { holdDag, postDag, type ServerProcess, startRun, startServer } from "./_server.ts";
-import { HAS_REDIS, type RedisProcess, startRedis } from "./_redis.ts";
+import { eventually, HAS_REDIS, type RedisProcess, startRedis, untilStoreUp } from "./_redis.ts";
 
 function redisTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name: `redis store: ${name}`, ignore: !HAS_REDIS, fn });
@@ -25,16 +25,6 @@ async function twoInstances(redis: RedisProcess, flags: string[] = []) {
   const b = await startServer(["--store", redis.url, "--instance-id", "B", ...flags]);
   await Promise.all([untilStoreUp(a), untilStoreUp(b)]);
   return { a, b };
-}
-
-/** Waits until the instance's /health says the store is up (it connects in the background). */
-async function untilStoreUp(server: ServerProcess): Promise<void> {
-  await server.untilStderr(() => true); // the process is running
-  // It reconnects with a backoff of at most 2 s; ask again meanwhile.
-  await eventually(
-    async () => (await (await fetch(server.at("/health"))).json()).store?.status === "up",
-    "the store is up",
-  );
 }
 
 /** Reads a stream's events as they come, one by one. */
@@ -103,15 +93,6 @@ function echoChain(n: number) {
     arguments: { i },
     ...(i === 0 ? {} : { dependsOn: [`t${i - 1}`] }),
   }));
-}
-
-/** Waits (checking every 100 ms) until `check` holds; fails after 30 s, naming `what`. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const giveUp = Date.now() + 30_000;
-  while (!(await check())) {
-    if (Date.now() > giveUp) throw new Error(`still not so after 30 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** The HTTP status of `GET /runs/<id>` on `server`. */
