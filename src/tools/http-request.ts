@@ -21,6 +21,7 @@
 
 import { MAX_TIMER_MS } from "../dag/defaults.ts";
 import { describeError } from "../dag/errors.ts";
+import { concatBytes } from "../sse/bytes.ts";
 import {
   addressAsHost,
   type AddressRange,
@@ -86,6 +87,8 @@ const PREVIEW_BYTES = 1024;
 
 /** An HTTP token: what a header name is made of. */
 const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+/** {@linkcode TOKEN} as a pattern, to check header names with. */
+const TOKEN_PATTERN = new RegExp(TOKEN);
 
 /** Headers the platform writes itself (framing, connection, host): a call cannot set them. */
 const RESERVED_HEADERS = new Set([
@@ -337,7 +340,7 @@ function requestHeaders(given: unknown): Headers {
   }
   for (const [name, value] of Object.entries(given)) {
     // The value is never shown: it may be a secret.
-    if (!new RegExp(TOKEN).test(name)) {
+    if (!TOKEN_PATTERN.test(name)) {
       throw failure(`${JSON.stringify(name)} is not a header name`);
     }
     if (RESERVED_HEADERS.has(name.toLowerCase())) {
@@ -546,13 +549,7 @@ async function readCapped(
     }
     chunks.push(value);
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
 
 /** The first characters of a body, on one line, for an error message; "" when empty. */
@@ -573,13 +570,10 @@ async function preview(response: Response): Promise<string> {
   } finally {
     await reader.cancel().catch(() => {});
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  const text = new TextDecoder().decode(bytes.subarray(0, PREVIEW_BYTES)).replace(/\s+/g, " ")
+  const text = new TextDecoder().decode(concatBytes(chunks).subarray(0, PREVIEW_BYTES)).replace(
+    /\s+/g,
+    " ",
+  )
     .trim();
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
 }

@@ -25,7 +25,8 @@ interface OtlpSpan {
 /** An OTLP/HTTP receiver on 127.0.0.1 that keeps every span it gets. */
 function startReceiver() {
   const spans: OtlpSpan[] = [];
-  let waiters: (() => void)[] = [];
+  /** Settles when the next spans arrive. */
+  let arrival = Promise.withResolvers<void>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
     const body = await request.text();
     if (new URL(request.url).pathname === "/v1/traces") {
@@ -33,23 +34,29 @@ function startReceiver() {
       for (const resource of document.resourceSpans ?? []) {
         for (const scope of resource.scopeSpans ?? []) spans.push(...(scope.spans ?? []));
       }
-      for (const wake of waiters) wake();
-      waiters = [];
+      arrival.resolve();
+      arrival = Promise.withResolvers<void>();
     }
     return Response.json({});
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     spans,
-    /** Resolves once `predicate` holds for the spans received (30 s at most). */
+    /**
+     * Resolves once `predicate` holds for the spans received, checking it as
+     * they arrive; rejects if it still does not after 30 s.
+     */
     async until(predicate: (spans: OtlpSpan[]) => boolean, what: string): Promise<void> {
-      const deadline = Date.now() + 30_000;
-      while (!predicate(spans)) {
-        if (Date.now() > deadline) throw new Error(`no ${what} within 30 s: ${names(spans)}`);
-        const { promise, resolve } = Promise.withResolvers<void>();
-        const timer = setTimeout(resolve, 1000);
-        waiters.push(resolve);
-        await promise;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no ${what} within 30 s: ${names(spans)}`)),
+          30_000,
+        );
+      });
+      try {
+        while (!predicate(spans)) await Promise.race([arrival.promise, deadline]);
+      } finally {
         clearTimeout(timer);
       }
     },
