@@ -8,7 +8,6 @@
 
 import { DEFAULT_MAX_TASKS } from "../dag/defaults.ts";
 import { StreamingExecutor } from "../dag/streaming.ts";
-import type { ExecutorConfig } from "../dag/types.ts";
 import { checkDag } from "../server/dag-checks.ts";
 import { builtinTools } from "../tools/builtin.ts";
 import { httpRequestTool } from "../tools/http-request.ts";
@@ -26,15 +25,13 @@ import { type RunSource, RunSourceError } from "./run-source.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import type { LocalRunOptions } from "./local-run.ts";
- * const options: LocalRunOptions = { executor: { taskTimeout: 5_000 } };
+ * const options: LocalRunOptions = { allowHttp: ["127.0.0.1:8000"] };
  * assert.equal(options.mcp, undefined);
  * ```
  */
 export interface LocalRunOptions {
   /** MCP servers' tools offered besides the built-in ones; closed with the source. */
   mcp?: ManagedToolRegistry;
-  /** Executor settings. Default: the library's (30 s per task, no concurrency bound). */
-  executor?: ExecutorConfig;
   /** Hosts `http:request` may call (`HOST` or `HOST:PORT`); without any, there is no such tool. */
   allowHttp?: readonly string[];
 }
@@ -91,7 +88,7 @@ export function openLocalRun(document: unknown, options: LocalRunOptions = {}): 
     async follow(onEvent) {
       if (started) throw new RunSourceError("the run was already followed");
       started = true;
-      const executor = new StreamingExecutor(tools.execute, options.executor ?? {});
+      const executor = new StreamingExecutor(tools.execute);
       // The sink returns nothing: the run never waits for the view.
       await executor.executeWithEventSink(dag, (event) => {
         onEvent(event.type, event.data);

@@ -198,6 +198,8 @@ export class RemoteRun implements RunSource {
   readonly tasks: readonly ViewedTaskSpec[];
   readonly #base: URL;
   readonly #eventsUrl: URL;
+  /** `/runs/<id>`: the run's view, and what a cancel deletes. */
+  readonly #runUrl: URL;
   readonly #token: string | undefined;
   readonly #delays: readonly number[];
   /** Aborted by close(): requests and waits end. */
@@ -219,6 +221,7 @@ export class RemoteRun implements RunSource {
     this.tasks = tasks;
     this.#base = options.server;
     this.#eventsUrl = this.#route(eventsUrl);
+    this.#runUrl = this.#route(`/runs/${encodeURIComponent(runId)}`);
     this.#token = options.token;
     this.#delays = options.retryDelaysMs ?? RETRY_DELAYS_MS;
   }
@@ -299,7 +302,7 @@ export class RemoteRun implements RunSource {
   /** Sends `DELETE /runs/<id>`; a run already over, or a server gone, is no failure. */
   async cancel(): Promise<void> {
     try {
-      const response = await fetch(this.#route(`/runs/${encodeURIComponent(this.runId)}`), {
+      const response = await fetch(this.#runUrl, {
         method: "DELETE",
         headers: { ...authorization(this.#token), Accept: "application/json" },
         signal: this.#stop.signal,
@@ -350,7 +353,7 @@ export class RemoteRun implements RunSource {
   async #completeFromResult(onEvent: (type: string, data: unknown) => void): Promise<void> {
     let view: { result?: Partial<DAGExecutionResult> };
     try {
-      const response = await fetch(this.#route(`/runs/${encodeURIComponent(this.runId)}`), {
+      const response = await fetch(this.#runUrl, {
         headers: { ...authorization(this.#token), Accept: "application/json" },
         signal: this.#stop.signal,
       });

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { byId } from "./dom.js";
+
 const TOKEN_KEY = "dagstream.token";
 
 /** @type {string | null} */
@@ -80,10 +82,10 @@ export async function readProblem(response) {
  */
 function askForToken(wrong) {
   asking ??= new Promise((resolve) => {
-    const dialog = /** @type {HTMLDialogElement} */ (document.getElementById("token-dialog"));
-    const form = /** @type {HTMLFormElement} */ (document.getElementById("token-form"));
-    const input = /** @type {HTMLInputElement} */ (document.getElementById("token"));
-    const problem = /** @type {HTMLElement} */ (document.getElementById("token-problem"));
+    const dialog = byId("token-dialog", HTMLDialogElement);
+    const form = byId("token-form", HTMLFormElement);
+    const input = byId("token", HTMLInputElement);
+    const problem = byId("token-problem");
     problem.textContent = wrong ? "The server refused that token." : "";
     input.value = "";
     /** @param {SubmitEvent} event */

@@ -5,11 +5,12 @@
  * @module
  */
 
+import { byId } from "./dom.js";
 import { startEditor } from "./editor.js";
 import { showRun } from "./run-view.js";
 import { startRunsList } from "./runs-list.js";
 
-const submit = /** @type {HTMLElement} */ (document.getElementById("submit"));
+const submit = byId("submit");
 const runs = startRunsList();
 /** @type {(() => void) | undefined} */
 let closeRun;

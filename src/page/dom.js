@@ -25,6 +25,21 @@ export function h(tag, attributes = {}, ...children) {
 }
 
 /**
+ * The page's element `id`, which `index.html` always has, as a `type`
+ * (`HTMLElement` unless told).
+ *
+ * @template {Element} [T=HTMLElement]
+ * @param {string} id
+ * @param {{ new (): T; prototype: T }} [type]
+ * @returns {T}
+ */
+export function byId(id, type = /** @type {any} */ (HTMLElement)) {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`the page has no ${type.name} #${id}`);
+  return element;
+}
+
+/**
  * An SVG element with attributes.
  *
  * @param {string} tag

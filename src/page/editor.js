@@ -12,7 +12,7 @@ import failingBranch from "../../examples/failing-branch.json" with { type: "jso
 import fanOutFanIn from "../../examples/fan-out-fan-in.json" with { type: "json" };
 import mcpDag from "../../examples/mcp-dag.json" with { type: "json" };
 import { api, readProblem } from "./api.js";
-import { h } from "./dom.js";
+import { byId, h } from "./dom.js";
 
 /** The examples, by file name. */
 const EXAMPLES = {
@@ -28,11 +28,11 @@ const EXAMPLES = {
  * @param {(runId: string) => void} opened called with the id of a run it started
  */
 export function startEditor(opened) {
-  const form = /** @type {HTMLFormElement} */ (document.getElementById("submit-form"));
-  const picker = /** @type {HTMLSelectElement} */ (document.getElementById("example"));
-  const textarea = /** @type {HTMLTextAreaElement} */ (document.getElementById("dag"));
-  const problems = /** @type {HTMLElement} */ (document.getElementById("dag-problems"));
-  const button = /** @type {HTMLButtonElement} */ (document.getElementById("run-button"));
+  const form = byId("submit-form", HTMLFormElement);
+  const picker = byId("example", HTMLSelectElement);
+  const textarea = byId("dag", HTMLTextAreaElement);
+  const problems = byId("dag-problems");
+  const button = byId("run-button", HTMLButtonElement);
 
   for (const name of Object.keys(EXAMPLES)) picker.append(h("option", { value: name }, name));
   const show = (/** @type {string} */ name) => {

@@ -10,7 +10,7 @@
 
 import { dagEdges } from "../client/dag-edges.ts";
 import { layoutDag } from "../client/layout.ts";
-import { formatDuration, h, svg } from "./dom.js";
+import { byId, formatDuration, h, svg } from "./dom.js";
 
 /** @typedef {import("../client/run-state.ts").RunState} RunState */
 /** @typedef {import("../client/run-state.ts").TaskView} TaskView */
@@ -31,11 +31,10 @@ const MAX_SCALE = 2.5;
  * @returns {{ update(task: TaskView, now: number): void; selected(taskId: string | undefined): void; dispose(): void }}
  */
 export function drawGraph(state, dag, select) {
-  const graph = /** @type {HTMLElement} */ (document.getElementById("graph"));
-  const canvas = /** @type {HTMLElement} */ (document.getElementById("canvas"));
-  const edgesLayer =
-    /** @type {SVGSVGElement} */ (/** @type {unknown} */ (document.getElementById("edges")));
-  const nodesLayer = /** @type {HTMLElement} */ (document.getElementById("nodes"));
+  const graph = byId("graph");
+  const canvas = byId("canvas");
+  const edgesLayer = byId("edges", SVGSVGElement);
+  const nodesLayer = byId("nodes");
 
   const edges = dagEdges(dag.tasks);
   const layout = layoutDag(state.tasks.map((t) => t.id), edges, {

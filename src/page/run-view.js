@@ -18,7 +18,7 @@ import {
   TERMINAL_STATES,
 } from "../client/run-state.ts";
 import { api, eventsUrl, readProblem } from "./api.js";
-import { formatDuration, formatTime, h, renderSoon } from "./dom.js";
+import { byId, formatDuration, formatTime, h, renderSoon } from "./dom.js";
 import { drawGraph } from "./graph-view.js";
 
 /** @typedef {import("../client/run-state.ts").RunState} RunState */
@@ -40,14 +40,14 @@ const OVER = new Set(["succeeded", "failed", "cancelled"]);
  * @returns {() => void} closes the view
  */
 export function showRun(runId) {
-  const section = /** @type {HTMLElement} */ (document.getElementById("run"));
-  const idText = /** @type {HTMLElement} */ (document.getElementById("run-id"));
-  const statusText = /** @type {HTMLElement} */ (document.getElementById("run-status"));
-  const times = /** @type {HTMLElement} */ (document.getElementById("run-times"));
-  const cancel = /** @type {HTMLButtonElement} */ (document.getElementById("cancel"));
-  const problem = /** @type {HTMLElement} */ (document.getElementById("run-problem"));
-  const timeline = /** @type {HTMLElement} */ (document.getElementById("timeline"));
-  const details = /** @type {HTMLElement} */ (document.getElementById("details-body"));
+  const section = byId("run");
+  const idText = byId("run-id");
+  const statusText = byId("run-status");
+  const times = byId("run-times");
+  const cancel = byId("cancel", HTMLButtonElement);
+  const problem = byId("run-problem");
+  const timeline = byId("timeline");
+  const details = byId("details-body");
 
   let closed = false;
   /** @type {EventSource | undefined} */

@@ -7,7 +7,7 @@
  */
 
 import { api } from "./api.js";
-import { formatDuration, formatTime, h } from "./dom.js";
+import { byId, formatDuration, formatTime, h } from "./dom.js";
 
 const POLL_MS = 1000;
 
@@ -17,9 +17,9 @@ const POLL_MS = 1000;
  * @returns {{ refresh(): Promise<void>; setCurrent(runId: string | undefined): void }}
  */
 export function startRunsList() {
-  const list = /** @type {HTMLOListElement} */ (document.getElementById("runs"));
-  const empty = /** @type {HTMLElement} */ (document.getElementById("runs-empty"));
-  const problem = /** @type {HTMLElement} */ (document.getElementById("runs-error"));
+  const list = byId("runs", HTMLOListElement);
+  const empty = byId("runs-empty");
+  const problem = byId("runs-error");
   /** @type {Map<string, HTMLLIElement>} */
   const items = new Map();
   /** @type {string | undefined} */

@@ -56,13 +56,20 @@ async function runCommand(
   env: Record<string, string> = {},
   task: "run" | "run:mcp" = "run",
 ): Promise<Finished> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: commandArgs(args, task),
-    cwd: ROOT.pathname,
-    stdin: "null",
-    clearEnv: true,
-    env: cleanEnv(env),
-  }).output();
+  return await finish(
+    new Deno.Command(Deno.execPath(), {
+      args: commandArgs(args, task),
+      cwd: ROOT.pathname,
+      stdin: "null",
+      clearEnv: true,
+      env: cleanEnv(env),
+    }),
+  );
+}
+
+/** Runs `command` to its end and decodes what it printed. */
+async function finish(command: Deno.Command): Promise<Finished> {
+  const output = await command.output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -339,19 +346,15 @@ async function runOnTerminal(
     return undefined;
   }
   const command = shellCommand([Deno.execPath(), ...commandArgs(args)]);
-  const output = await new Deno.Command("/usr/bin/script", {
-    args: ["-qfec", command, "/dev/null"],
-    cwd: ROOT.pathname,
-    stdin: "null",
-    clearEnv: true,
-    env: cleanEnv(env),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return await finish(
+    new Deno.Command("/usr/bin/script", {
+      args: ["-qfec", command, "/dev/null"],
+      cwd: ROOT.pathname,
+      stdin: "null",
+      clearEnv: true,
+      env: cleanEnv(env),
+    }),
+  );
 }
 
 Deno.test("run, terminal: the block is redrawn in place (cursor up, clear line), in colour", async () => {

@@ -49,6 +49,15 @@ const EVENTS = [
   }, 5),
 ];
 
+/** {@linkcode EVENTS} as {@linkcode follow} hands them on. */
+const FOLLOWED = [
+  "task_start a",
+  "task_complete a",
+  "task_start b",
+  "task_complete b",
+  "execution_complete",
+];
+
 /** A request the fake server received. */
 interface Seen {
   method: string;
@@ -113,13 +122,7 @@ Deno.test("remote run: POST /runs with the file's text and the token, then its e
   const run = await startRemoteRun(text, DAG, { server: server.url, token: "s3cret" });
   assert.equal(run.runId, "r1");
   assert.deepEqual(run.tasks.map((t) => t.id), ["a", "b"]);
-  assert.deepEqual(await follow(run), [
-    "task_start a",
-    "task_complete a",
-    "task_start b",
-    "task_complete b",
-    "execution_complete",
-  ]);
+  assert.deepEqual(await follow(run), FOLLOWED);
   assert.deepEqual(bodies, [text], "the file is sent as it is");
   const [post, events] = server.seen;
   assert.equal(post.path, "/runs");
@@ -181,13 +184,7 @@ Deno.test("remote run: a stream that ends or breaks off early is reopened after 
     Response.json({ runId: "r1", eventsUrl: events.url }, { status: 202 })
   );
   const run = await startRemoteRun("{}", DAG, { server: server.url, retryDelaysMs: [0, 0, 0] });
-  assert.deepEqual(await follow(run), [
-    "task_start a",
-    "task_complete a",
-    "task_start b",
-    "task_complete b",
-    "execution_complete",
-  ]);
+  assert.deepEqual(await follow(run), FOLLOWED);
   await events.serving;
   assert.deepEqual(events.lastEventIds, ["0", "2", "3"]);
   await run.close();
