@@ -17,6 +17,7 @@ import { roundMs } from "./log.ts";
 import { routeLabel, ServerMetrics } from "./metrics.ts";
 import { checkDag } from "./dag-checks.ts";
 import { answerChecked, type RequestChecks } from "./request-checks.ts";
+import { findRoute } from "./router.ts";
 import { createRoutes } from "./routes.ts";
 import type { AppRuns } from "./run-view.ts";
 import { RunRegistry } from "./run-registry.ts";
@@ -186,11 +187,13 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     } catch {
       // answered below
     }
+    // Found once: for the answer, and for the metrics' route label.
+    const matched = url === undefined ? undefined : findRoute(checks.routes, url.pathname);
     let response: Response;
     try {
       response = url === undefined
         ? problemResponse(400, "the request URL is malformed")
-        : await answerChecked(request, url, checks);
+        : await answerChecked(request, url, checks, matched);
     } catch (error) {
       log({ msg: "internal error", error: describeError(error) });
       response = problemResponse(500, "internal error");
@@ -198,7 +201,7 @@ export function createApp(options: ServerConfig = {}): DagstreamApp {
     addCorsHeaders(response, request.headers.get("origin"), checks.crossSite.corsOrigins);
     const durationMs = performance.now() - t0;
     metrics.countRequest(
-      routeLabel(checks.routes, url?.pathname),
+      routeLabel(matched),
       response.status,
       durationMs / 1000,
     );

@@ -26,7 +26,7 @@ import {
   MetricRegistry,
   PROMETHEUS_CONTENT_TYPE,
 } from "./metrics-registry.ts";
-import type { Route } from "./router.ts";
+import type { RouteMatch } from "./router.ts";
 
 /**
  * Bucket upper bounds of `dagstream_task_duration_seconds`.
@@ -387,28 +387,23 @@ function addProcessMetrics(registry: MetricRegistry): void {
 }
 
 /**
- * The `route` label of a request to `pathname`: the template of the first
- * route whose pattern matches it (as the router picks it), `unmatched` when
- * none does, or when the URL could not be read.
+ * The `route` label of a request: the template of the route it took (as
+ * `findRoute` found it for the router), `unmatched` when it took
+ * none, or when its URL could not be read.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { routeLabel } from "./metrics.ts";
- * import type { Route } from "./router.ts";
+ * import { findRoute, type Route } from "./router.ts";
  * const routes: Route[] = [{ pattern: /^\/runs\/([^/]+)$/, template: "/runs/{id}", methods: {} }];
- * assert.equal(routeLabel(routes, "/runs/3f1c"), "/runs/{id}");
- * assert.equal(routeLabel(routes, "/nope"), "unmatched");
- * assert.equal(routeLabel(routes, undefined), "unmatched");
+ * assert.equal(routeLabel(findRoute(routes, "/runs/3f1c")), "/runs/{id}");
+ * assert.equal(routeLabel(findRoute(routes, "/nope")), "unmatched");
+ * assert.equal(routeLabel(undefined), "unmatched");
  * ```
  */
-export function routeLabel(routes: readonly Route[], pathname: string | undefined): string {
-  if (pathname !== undefined) {
-    for (const route of routes) {
-      if (route.pattern.test(pathname)) return route.template ?? "other";
-    }
-  }
-  return "unmatched";
+export function routeLabel(matched: RouteMatch | undefined): string {
+  return matched === undefined ? "unmatched" : matched.route.template ?? "other";
 }
 
 /**

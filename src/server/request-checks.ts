@@ -26,7 +26,7 @@ import { type CrossSiteSettings, refuseForeignHost, refuseForeignOrigin } from "
 import { checkDag, type DagChecks } from "./dag-checks.ts";
 import { readJsonBody } from "./json-body.ts";
 import { isPagePath } from "./page.ts";
-import { dispatch, type Route } from "./router.ts";
+import { dispatch, findRoute, type Route, type RouteMatch } from "./router.ts";
 
 /**
  * What steps 1–4 read.
@@ -80,6 +80,7 @@ export async function answerChecked(
   request: Request,
   url: URL,
   checks: RequestChecks,
+  matched: RouteMatch | undefined = findRoute(checks.routes, url.pathname),
 ): Promise<Response> {
   // The page and its assets hold no data: a link from another site may open them.
   const publicPage = (request.method === "GET" || request.method === "HEAD") &&
@@ -87,7 +88,7 @@ export async function answerChecked(
   return refuseForeignHost(request, checks.crossSite) ??
     (publicPage ? undefined : refuseForeignOrigin(request, checks.crossSite)) ??
     (isPreflight(request) ? undefined : refuseWithoutToken(request, url, checks.token)) ??
-    await dispatch(checks.routes, request, url, checks.crossSite.corsOrigins);
+    await dispatch(checks.routes, request, url, checks.crossSite.corsOrigins, matched);
 }
 
 /**

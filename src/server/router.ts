@@ -72,19 +72,12 @@ export async function dispatch(
   request: Request,
   url: URL,
   corsOrigins: readonly string[],
+  matched: RouteMatch | undefined = findRoute(routes, url.pathname),
 ): Promise<Response> {
-  let found: Route | undefined;
-  let match: RegExpExecArray | null = null;
-  for (const route of routes) {
-    match = route.pattern.exec(url.pathname);
-    if (match !== null) {
-      found = route;
-      break;
-    }
-  }
-  if (found === undefined || match === null) {
+  if (matched === undefined) {
     return problemResponse(404, `no route ${quoteInDetail(url.pathname)}`);
   }
+  const { route: found, match } = matched;
   if (request.method === "OPTIONS") {
     return optionsResponse(request, allowedMethods(found), corsOrigins);
   }
@@ -106,6 +99,35 @@ export async function dispatch(
   }
   const response = await handler(request, url, params);
   return request.method === "HEAD" ? withoutBody(response) : response;
+}
+
+/** The route a path takes, with its pattern's match (the parameters). */
+export interface RouteMatch {
+  /** The route. */
+  route: Route;
+  /** Its pattern's match of the path. */
+  match: RegExpExecArray;
+}
+
+/**
+ * The first route whose pattern matches `pathname`, or undefined: found
+ * once per request, for the answer and for the metrics' `route` label.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findRoute } from "./router.ts";
+ * const routes = [{ pattern: /^\/runs\/([^/]+)$/, template: "/runs/{id}", methods: {} }];
+ * assert.equal(findRoute(routes, "/runs/r1")?.match[1], "r1");
+ * assert.equal(findRoute(routes, "/nope"), undefined);
+ * ```
+ */
+export function findRoute(routes: readonly Route[], pathname: string): RouteMatch | undefined {
+  for (const route of routes) {
+    const match = route.pattern.exec(pathname);
+    if (match !== null) return { route, match };
+  }
+  return undefined;
 }
 
 /** The methods a route answers: its own, HEAD with GET, and OPTIONS. */

@@ -26,6 +26,7 @@ import {
   ServerMetrics,
   TASK_DURATION_BUCKETS,
 } from "../../../src/server/metrics.ts";
+import { findRoute } from "../../../src/server/router.ts";
 import { Run } from "../../../src/server/run.ts";
 
 // ---------------------------------------------------------------------------
@@ -596,11 +597,12 @@ Deno.test("routeLabel: the matching route's template, first match wins, else unm
     { pattern: /^\/runs\/x$/, template: "/runs/x", methods: {} },
     { pattern: /^\/untemplated$/, methods: {} },
   ];
-  assert.equal(routeLabel(routes, "/runs/x"), "/runs/{id}");
-  assert.equal(routeLabel(routes, "/runs/abc/events"), "/runs/{id}/events");
-  assert.equal(routeLabel(routes, "/untemplated"), "other");
-  assert.equal(routeLabel(routes, "/runs/abc/nope"), "unmatched");
-  assert.equal(routeLabel(routes, undefined), "unmatched");
+  const label = (path: string) => routeLabel(findRoute(routes, path));
+  assert.equal(label("/runs/x"), "/runs/{id}");
+  assert.equal(label("/runs/abc/events"), "/runs/{id}/events");
+  assert.equal(label("/untemplated"), "other");
+  assert.equal(label("/runs/abc/nope"), "unmatched");
+  assert.equal(routeLabel(undefined), "unmatched");
 });
 
 Deno.test("createApp: every route is counted by its template, never by the path", async () => {
