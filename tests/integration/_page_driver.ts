@@ -31,6 +31,7 @@ export type PageScenario =
   | "runs-list"
   | "invalid"
   | "refused"
+  | "large"
   | "screenshots";
 
 /** What a scenario is given. */
@@ -410,6 +411,44 @@ function scenarioSteps(
       await untilState("b", "success");
       await untilRunStatus("succeeded");
       report.found.runId = runId;
+    },
+
+    async large() {
+      // 200 tasks in 10 stages: too large to read whole, so the view opens zoomed in.
+      const tasks = [];
+      for (let stage = 0; stage < 10; stage++) {
+        for (let k = 0; k < 20; k++) {
+          tasks.push({
+            id: `s${stage}_${k}`,
+            tool: "mock:echo",
+            dependsOn: stage === 0 ? [] : [`s${stage - 1}_${k}`],
+          });
+        }
+      }
+      await page.goto(config.base);
+      await submit({ tasks });
+      await untilRunStatus("succeeded");
+      const scale = () =>
+        page.locator("#canvas").evaluate((el: { style: { transform: string } }) =>
+          Number(/scale\(([\d.]+)\)/.exec(el.style.transform)?.[1])
+        );
+      report.found.initialScale = await scale();
+      await page.getByRole("button", { name: "Fit" }).click();
+      report.found.fitScale = await scale();
+      await page.getByRole("button", { name: "Zoom in" }).click();
+      report.found.zoomedScale = await scale();
+      // Keyboard: with the graph focused, "-" zooms out.
+      await page.locator("#graph").focus();
+      await page.keyboard.press("-");
+      report.found.keyScale = await scale();
+      report.found.nodes = await page.locator("[data-task-id]").count();
+      // Both colour schemes: the page follows prefers-color-scheme.
+      const background = (p: AnyPage) =>
+        p.evaluate("getComputedStyle(document.body).backgroundColor");
+      report.found.lightBackground = await background(page);
+      const dark = await open("dark");
+      await dark.goto(config.base);
+      report.found.darkBackground = await background(dark);
     },
 
     async screenshots() {

@@ -196,6 +196,26 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "the run page with 200 tasks: opens readable, zooms to fit and back, follows the colour scheme",
+  ignore: SKIP,
+  async fn() {
+    await using server = await startServer();
+    const report = await drive("large", { base: server.url });
+    const found = report.found as Record<string, number | string>;
+    assert.equal(found.nodes, 200);
+    assert.ok(Number(found.initialScale) >= 0.6, `opens readable: ${found.initialScale}`);
+    assert.ok(
+      Number(found.fitScale) < Number(found.initialScale),
+      `Fit shows it whole: ${found.fitScale}`,
+    );
+    assert.ok(Number(found.zoomedScale) > Number(found.fitScale), "Zoom in zooms in");
+    assert.ok(Number(found.keyScale) < Number(found.zoomedScale), "- zooms out");
+    assert.notEqual(found.lightBackground, found.darkBackground);
+  },
+});
+
+Deno.test({
   name: "the run page when its stream is refused (503): it says so, tries again, and goes on live",
   ignore: SKIP,
   async fn() {

@@ -210,3 +210,26 @@ Deno.test("traces: an MCP call carries its task span's traceparent in _meta", as
   assert.equal(traceId, task.traceId);
   assert.equal(spanId, task.spanId, "the MCP server hears of the task's own span");
 });
+
+Deno.test("traces: a run started with POST /runs is under the caller's traceparent too", async () => {
+  await using receiver = startReceiver();
+  await using server = await startServer([], OTEL_ENV(receiver.url));
+  const callerTrace = "0af7651916cd43dd8448eb211c80319c";
+  const response = await postDag(
+    server.at("/runs"),
+    {
+      tasks: [{ id: "a", tool: "mock:echo" }],
+    },
+    "application/json",
+    { traceparent: `00-${callerTrace}-b7ad6b7169203331-01` },
+  );
+  const { runId } = await response.json();
+  assert.equal(response.status, 202);
+  await receiver.until(
+    (spans) => spans.some((s) => s.name === "dagstream.run" && s.traceId === callerTrace),
+    "the run span in the caller's trace",
+  );
+  const run = receiver.spans.find((s) => s.name === "dagstream.run")!;
+  assert.equal(attribute(run, "dagstream.run.id"), runId);
+  assert.equal(attribute(run, "dagstream.run.status"), "succeeded");
+});
